@@ -1,0 +1,21 @@
+/*
+ * mem.h: the host allocator. All host and module allocations go through it
+ * so that tests can fail the Nth allocation (curl's "torture" idea).
+ * It owns nothing else; callers check every NULL.
+ */
+#ifndef CCM_MEM_H
+#define CCM_MEM_H
+
+#include <stddef.h>
+
+void *mem_alloc(size_t size);
+void *mem_calloc(size_t n, size_t size);
+void *mem_realloc(void *ptr, size_t size);
+void mem_free(void *ptr);
+char *mem_strdup(const char *s);
+char *mem_strndup(const char *s, size_t n);
+
+/* Fail every allocation after the next n succeed; n < 0 disables. */
+void mem_fail_after(long n);
+
+#endif
