@@ -39,7 +39,9 @@ demo: build
 	@for m in $(BUILD)/modules/ccm-lab.so; do \
 	  echo "== ccm-host --check-module $$m"; \
 	  $(BUILD)/ccm-host --check-module $$m || exit 1; done
-	@tests/conformance/run_lab.sh $(BUILD)
+	@echo "== ccm-conformance on the lab provider"
+	@/bin/sh tests/conformance/run-conformance.sh $(BUILD)/ccm-conformance \
+	  $(BUILD)/modules/ccm-lab.so tests/conformance/lab.cfg
 
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
