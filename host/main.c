@@ -322,11 +322,7 @@ static int main_check_module(const char *path)
 struct main_run {
   const char *path;
   const struct main_overrides *ov;
-  struct host_config *cur;
-  /* Earlier configs: generations that were not swapped still point into
-   * them (module config group, HTTP settings), so they live until exit. */
-  struct host_config **old;
-  size_t n_old;
+  struct host_config *cur;   /* generations hold the configs they read */
   struct registry *reg;
 };
 
@@ -383,7 +379,6 @@ static void main_log_controllers(const struct host_config *cfg)
 static void main_reload(struct main_run *st)
 {
   struct host_config *next = NULL;
-  struct host_config **old;
   struct registry_stats before, after;
   char err[CCM_MAIN_ERR];
 
@@ -394,15 +389,6 @@ static void main_reload(struct main_run *st)
     return;
   }
   main_overrides_apply(st->ov, next);
-  /* Grow the keep-list first: nothing may fail after publishing. */
-  old = mem_realloc(st->old, (st->n_old + 1) * sizeof st->old[0]);
-  if (old == NULL) {
-    log_msg(CCM_LOG_ERROR, LOG_PREFIX,
-            "reload failed, the running configuration stays: out of memory");
-    config_free(next);
-    return;
-  }
-  st->old = old;
   if (strcmp(next->state_dir, st->cur->state_dir) != 0 ||
       next->drain_timeout_ms != st->cur->drain_timeout_ms)
     log_msg(CCM_LOG_WARN, LOG_PREFIX,
@@ -417,7 +403,7 @@ static void main_reload(struct main_run *st)
     return;
   }
   registry_get_stats(st->reg, &after);
-  st->old[st->n_old++] = st->cur;
+  config_free(st->cur);
   st->cur = next;
   main_apply_log_level(st->ov, st->cur);
   log_msg(CCM_LOG_INFO, LOG_PREFIX,
@@ -432,12 +418,7 @@ static void main_run_free(struct main_run *st)
   if (st->reg != NULL)
     registry_free(st->reg);
   st->reg = NULL;
-  for (size_t i = 0; i < st->n_old; i++)
-    config_free(st->old[i]);
-  mem_free(st->old);
   config_free(st->cur);
-  st->old = NULL;
-  st->n_old = 0;
   st->cur = NULL;
 }
 

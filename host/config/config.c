@@ -476,6 +476,7 @@ int config_load(const char *path, struct host_config **out, char *err,
     return -1;
   }
   config_init(&cfg->lc);
+  atomic_init(&cfg->refs, 1);
   ctx.path = path;
   ctx.err = err;
   ctx.errlen = errlen;
@@ -497,6 +498,8 @@ int config_load(const char *path, struct host_config **out, char *err,
   if (check_leader(&ctx) != 0 || load_controllers(&ctx) != 0 ||
       load_policies(&ctx, dir) != 0 || check_providers(&ctx, dir) != 0)
     goto fail;
+  for (size_t i = 0; i < cfg->n_providers; i++)
+    cfg->providers[i].owner = cfg;
   *out = cfg;
   return 0;
 fail:
@@ -504,9 +507,15 @@ fail:
   return -1;
 }
 
+void config_hold(struct host_config *cfg)
+{
+  if (cfg != NULL)
+    atomic_fetch_add(&cfg->refs, 1);
+}
+
 void config_free(struct host_config *cfg)
 {
-  if (cfg == NULL)
+  if (cfg == NULL || atomic_fetch_sub(&cfg->refs, 1) > 1)
     return;
   for (size_t i = 0; i < cfg->n_policies; i++)
     mem_free((char *)cfg->policies[i]);

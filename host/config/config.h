@@ -7,6 +7,7 @@
 #define CCM_CONFIG_H
 
 #include <libconfig.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #define CCM_CTRL_ROUTE (1u << 3)
 
 struct provider_config {
+  struct host_config *owner;  /* the config this entry lives in */
   const char *name;           /* unique, [a-z0-9-] */
   const char *module;         /* absolute path or relative to the cfg dir */
   bool is_default;            /* exactly one provider is the default */
@@ -40,6 +42,7 @@ struct leader_config {
 
 struct host_config {
   config_t lc;               /* owns every string above and below */
+  atomic_int refs;           /* config_hold / config_free */
   char *path;
   const char *cluster_name;
   const char *kubeconfig;    /* NULL = in-cluster */
@@ -62,6 +65,11 @@ struct host_config {
  * is left allocated. */
 int config_load(const char *path, struct host_config **out, char *err,
                 size_t errlen);
+/* A loaded config is reference counted: config_load returns one
+ * reference, config_hold adds one (a provider generation holds its config
+ * while its module reads the config group), config_free drops one and
+ * frees the config with the last. */
+void config_hold(struct host_config *cfg);
 void config_free(struct host_config *cfg);
 
 /* The default provider, or the one bound to lb_class; NULL when none. */

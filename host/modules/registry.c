@@ -237,6 +237,8 @@ static struct generation *gen_prepare(struct registry *reg,
   atomic_init(&gen->refs, 0);
   pthread_mutex_init(&gen->serial, NULL);
   snprintf(gen->config_hash, sizeof(gen->config_hash), "%s", pc->config_hash);
+  gen->config = pc->owner;
+  config_hold(gen->config);
   if(loader_open(pc->module_abs, reg->private_dir, &gen->mod, why,
                  sizeof(why)) != 0) {
     reg_err(err, errlen, "provider %s: %s", pc->name, why);
@@ -260,6 +262,7 @@ fail:
   if(gen->host)
     host_free(gen->host);
   loader_close(gen->mod);
+  config_free(gen->config);
   pthread_mutex_destroy(&gen->serial);
   mem_free(gen);
   return NULL;
@@ -277,6 +280,7 @@ static void gen_destroy(struct registry *reg, struct generation *gen)
     log_msg(CCM_LOG_INFO, LOG_PREFIX, "provider %s: generation %llu "
             "destroyed", gen->slot->name, (unsigned long long)gen->number);
   loader_close(gen->mod);
+  config_free(gen->config);
   pthread_mutex_destroy(&gen->serial);
   mem_free(gen);
   if(published) {

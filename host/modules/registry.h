@@ -28,6 +28,7 @@ struct generation {
   atomic_long refs;            /* in-flight calls */
   pthread_mutex_t serial;      /* held per call when CCM_THREAD_SERIAL */
   char config_hash[CCM_HASH_HEX];
+  struct host_config *config;  /* held while the module may read it */
   struct provider_slot *slot;
 };
 

@@ -927,6 +927,67 @@ static void test_for_service_classes(void **state)
   pc_free(&b);
 }
 
+/* Write a host.cfg with providers "keep" (unchanged across reloads) and
+ * "swap" (whose config changes), both on ccm-fake.so. */
+static void write_host_cfg(const char *path, int swap_value)
+{
+  FILE *f = fopen(path, "w");
+
+  assert_non_null(f);
+  fprintf(f,
+          "state_dir = \"%s\";\n"
+          "providers = (\n"
+          "  { name = \"keep\"; module = \"%s/keep.so\"; default = true;\n"
+          "    config = { call_log = \"%s/keep.log\"; }; },\n"
+          "  { name = \"swap\"; module = \"%s/swap.so\";\n"
+          "    load_balancer_class = \"example.com/swap\";\n"
+          "    config = { latency_ms = { all = %d; }; }; }\n"
+          ");\n",
+          fx.state, fx.mods, fx.root, fx.mods, swap_value);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* A generation keeps the config it was built from: after a reload that
+ * leaves provider "keep" untouched, the caller drops the old config, and
+ * the module still reads its group (ASan proves no use-after-free); the
+ * last reference goes with the generation (LSan proves no leak). */
+static void test_generation_holds_config(void **state)
+{
+  struct host_config *cfg1 = NULL, *cfg2 = NULL;
+  struct registry *reg = registry_new(fx.state, 5000);
+  struct provider_ref ref;
+  const char *log_path = NULL;
+  char path[512], want[512], err[1024] = "";
+
+  (void)state;
+  install("ccm-fake.so", "keep.so");
+  install("ccm-fake.so", "swap.so");
+  path_join(path, sizeof(path), fx.root, "host.cfg");
+  write_host_cfg(path, 0);
+  assert_int_equal(config_load(path, &cfg1, err, sizeof(err)), 0);
+  assert_int_equal(registry_apply(reg, cfg1, err, sizeof(err)), 0);
+
+  write_host_cfg(path, 1);
+  assert_int_equal(config_load(path, &cfg2, err, sizeof(err)), 0);
+  assert_int_equal(registry_apply(reg, cfg2, err, sizeof(err)), 0);
+  assert_int_equal(current_number(reg, "keep"), 1);
+  assert_int_equal(current_number(reg, "swap"), 2);
+  assert_int_equal(atomic_load(&cfg1->refs), 2); /* caller + "keep" gen */
+  config_free(cfg1);
+
+  assert_int_equal(registry_acquire(reg, "keep", &ref), CCM_OK);
+  assert_ptr_equal(ref.gen->config, cfg1);
+  assert_int_equal(host_api()->cfg_string(host_api()->cfg_root(ref.gen->host),
+                                          "call_log", &log_path), CCM_OK);
+  path_join(want, sizeof(want), fx.root, "keep.log");
+  assert_string_equal(log_path, want);
+  registry_release(&ref);
+
+  registry_free(reg);
+  assert_int_equal(atomic_load(&cfg2->refs), 1);
+  config_free(cfg2);
+}
+
 static void test_apply(void **state)
 {
   struct registry *reg = registry_new(fx.state, 5000);
@@ -1028,6 +1089,7 @@ int main(void)
     cmocka_unit_test(test_serial_module_serialised),
     cmocka_unit_test(test_for_service_classes),
     cmocka_unit_test(test_apply),
+    cmocka_unit_test(test_generation_holds_config),
   };
 
   log_set_level(CCM_LOG_WARN);
