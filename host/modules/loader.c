@@ -563,8 +563,12 @@ int loader_open(const char *path, const char *private_dir,
   m->dl = dlopen(m->private_path, RTLD_NOW | RTLD_LOCAL);
   if(!m->dl) {
     const char *why = dlerror();
-    loader_err(err, errlen, "module %s: not a loadable object (dlopen: %s)",
-               path, why ? why : "unknown error");
+    /* RTLD_NOW turns a missing dependency symbol into a load failure;
+     * name it as such rather than as a bad file. */
+    bool unresolved = why && strstr(why, "undefined symbol") != NULL;
+    loader_err(err, errlen, "module %s: %s (dlopen: %s)", path,
+               unresolved ? "unresolved symbol" : "not a loadable object",
+               why ? why : "unknown error");
     goto fail;
   }
   if(module_negotiate(m, err, errlen) != 0)

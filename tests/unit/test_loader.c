@@ -241,7 +241,7 @@ static void test_unresolved(void **state)
   (void)state;
   install("ccm-fake-unresolved.so", "unresolved.so");
   path_join(p, sizeof(p), fx.mods, "unresolved.so");
-  expect_refusal(p, "not a loadable object", "ccm_fake_no_such_symbol");
+  expect_refusal(p, "unresolved symbol", "ccm_fake_no_such_symbol");
 }
 
 static void test_entry_fails(void **state)
