@@ -8,6 +8,7 @@ CTEST_ARGS ?=
 # Debian packages the build, the tests and the tools need.
 DEB_PACKAGES = build-essential cmake pkg-config python3 \
   libconfig-dev libcjson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
+  libyaml-dev openssl \
   abigail-tools valgrind
 
 .PHONY: all deps build test demo bench sanitize abi-baseline config-docs clean
@@ -46,14 +47,14 @@ demo: build
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
 
-# The unit, ABI and conformance layers again under ASan and UBSan.
+# The unit, ABI, conformance and CLI layers again under ASan and UBSan.
 sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCCM_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) \
-	  -L 'unit|abi|conformance' $(CTEST_ARGS)
+	  -L 'unit|abi|conformance|cli' $(CTEST_ARGS)
 
 # After a deliberate, reviewed ABI change (with a CCM_ABI_MINOR bump).
 abi-baseline:
