@@ -43,7 +43,7 @@ static int bench_provider_init(struct bench_provider *b, const char *module,
 {
   memset(b, 0, sizeof(*b));
   config_init(&b->lc);
-  if(config_read_string(&b->lc, config_text) != CONFIG_TRUE) {
+  if (config_read_string(&b->lc, config_text) != CONFIG_TRUE) {
     fprintf(stderr, "bench: bad config: %s\n", config_error_text(&b->lc));
     return -1;
   }
@@ -93,9 +93,9 @@ static double bench_call_overhead(struct registry *reg)
   bench_node(&node);
   call_init(&call, 0);
   t0 = bench_now_ns();
-  for(int i = 0; i < BENCH_CALLS; i++) {
+  for (int i = 0; i < BENCH_CALLS; i++) {
     struct provider_ref ref;
-    if(registry_for_nodes(reg, &ref) != CCM_OK)
+    if (registry_for_nodes(reg, &ref) != CCM_OK)
       return -1;
     prov_instance_exists(&ref, &call, &node, &exists);
     registry_release(&ref);
@@ -120,18 +120,18 @@ static void *caller_run(void *arg)
   bool exists;
 
   bench_node(&node);
-  while(!atomic_load(c->stop)) {
+  while (!atomic_load(c->stop)) {
     struct provider_ref ref;
     int64_t t0 = bench_now_ns();
     int rc = registry_for_nodes(c->reg, &ref);
-    if(rc == CCM_OK) {
+    if (rc == CCM_OK) {
       call_init(&call, 0);
       rc = prov_instance_exists(&ref, &call, &node, &exists);
       registry_release(&ref);
     }
-    if(rc != CCM_OK)
+    if (rc != CCM_OK)
       c->failed++;
-    if(c->n < c->cap)
+    if (c->n < c->cap)
       c->lat[c->n++] = bench_now_ns() - t0;
   }
   return NULL;
@@ -153,40 +153,40 @@ static int bench_swap(const char *label, struct bench_provider *a,
   uint64_t failed = 0;
   int64_t *all;
 
-  if(!mkdtemp(dir))
+  if (!mkdtemp(dir))
     return -1;
   reg = registry_new(dir, 10000);
-  if(!reg || registry_swap(reg, &a->pc, err, sizeof(err)) != 0) {
+  if (!reg || registry_swap(reg, &a->pc, err, sizeof(err)) != 0) {
     fprintf(stderr, "bench: %s\n", err);
     return -1;
   }
-  for(int i = 0; i < BENCH_CALLERS; i++) {
+  for (int i = 0; i < BENCH_CALLERS; i++) {
     callers[i] = (struct caller){.reg = reg, .stop = &stop,
                                  .cap = BENCH_MAX_SAMPLES / BENCH_CALLERS};
     callers[i].lat = mem_calloc(callers[i].cap, sizeof(int64_t));
-    if(!callers[i].lat)
+    if (!callers[i].lat)
       return -1;
     pthread_create(&th[i], NULL, caller_run, &callers[i]);
   }
-  for(int i = 0; i < BENCH_SWAPS; i++) {
+  for (int i = 0; i < BENCH_SWAPS; i++) {
     struct bench_provider *next = (i % 2 == 0) ? b : a;
     int64_t t0 = bench_now_ns();
-    if(registry_swap(reg, &next->pc, err, sizeof(err)) != 0)
+    if (registry_swap(reg, &next->pc, err, sizeof(err)) != 0)
       fprintf(stderr, "bench: swap %d failed: %s\n", i, err);
     swap_ns[i] = bench_now_ns() - t0;
     usleep(2000);
   }
   atomic_store(&stop, true);
-  for(int i = 0; i < BENCH_CALLERS; i++) {
+  for (int i = 0; i < BENCH_CALLERS; i++) {
     pthread_join(th[i], NULL);
     total += callers[i].n;
     failed += callers[i].failed;
   }
   all = mem_calloc(total ? total : 1, sizeof(int64_t));
-  if(!all)
+  if (!all)
     return -1;
   total = 0;
-  for(int i = 0; i < BENCH_CALLERS; i++) {
+  for (int i = 0; i < BENCH_CALLERS; i++) {
     memcpy(all + total, callers[i].lat, callers[i].n * sizeof(int64_t));
     total += callers[i].n;
     mem_free(callers[i].lat);
@@ -214,12 +214,12 @@ int main(void)
 
   log_set_level(CCM_LOG_WARN);
   http_global_init();
-  if(!mkdtemp(dir) || !mkdtemp(sdir))
+  if (!mkdtemp(dir) || !mkdtemp(sdir))
     return 1;
   snprintf(lab_cfg, sizeof(lab_cfg),
            "state_file = \"%s/state.json\"; ipv4_pools = [\"192.0.2.0/24\"];",
            dir);
-  if(bench_provider_init(&fake1, "ccm-fake.so", "instances = [\"node-1\"];")
+  if (bench_provider_init(&fake1, "ccm-fake.so", "instances = [\"node-1\"];")
      || bench_provider_init(&fake2, "ccm-fake-v2.so",
                             "instances = [\"node-1\"];")
      || bench_provider_init(&lab1, "ccm-lab.so", lab_cfg)
@@ -233,7 +233,7 @@ int main(void)
   printf("| %-10s | %12s | %10s |\n", "module", "calls", "ns/call");
   printf("|------------|--------------|------------|\n");
   reg = registry_new(sdir, 10000);
-  if(!reg || registry_swap(reg, &lab1.pc, err, sizeof(err)) != 0) {
+  if (!reg || registry_swap(reg, &lab1.pc, err, sizeof(err)) != 0) {
     fprintf(stderr, "bench: %s\n", err);
     return 1;
   }

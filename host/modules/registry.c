@@ -70,7 +70,7 @@ static void reg_err(char *err, size_t errlen, const char *fmt, ...)
 {
   va_list ap;
 
-  if(!err || errlen == 0)
+  if (!err || errlen == 0)
     return;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -84,7 +84,7 @@ bool ccm_status_valid(int status)
 
 const char *ccm_status_name(int status)
 {
-  switch(status) {
+  switch (status) {
   case CCM_OK: return "ok";
   case CCM_ERR_NOT_FOUND: return "not_found";
   case CCM_ERR_NOT_IMPLEMENTED: return "not_implemented";
@@ -123,10 +123,10 @@ static struct provider_slot *slot_new(struct registry *reg, const char *name)
   struct provider_slot *s = mem_calloc(1, sizeof(*s));
   pthread_condattr_t ca;
 
-  if(!s)
+  if (!s)
     return NULL;
   s->name = mem_strdup(name);
-  if(!s->name) {
+  if (!s->name) {
     mem_free(s);
     return NULL;
   }
@@ -153,8 +153,8 @@ static void slot_free(struct provider_slot *s)
 /* Caller holds slots_lock (read or write) or admin. */
 static struct provider_slot *slot_find(struct registry *reg, const char *name)
 {
-  for(struct provider_slot *s = reg->slots; s; s = s->next) {
-    if(strcmp(s->name, name) == 0)
+  for (struct provider_slot *s = reg->slots; s; s = s->next) {
+    if (strcmp(s->name, name) == 0)
       return s;
   }
   return NULL;
@@ -162,7 +162,7 @@ static struct provider_slot *slot_find(struct registry *reg, const char *name)
 
 static void slot_set_error(struct provider_slot *s, const char *msg)
 {
-  if(!s)
+  if (!s)
     return;
   pthread_mutex_lock(&s->lock);
   snprintf(s->last_error, sizeof(s->last_error), "%s", msg ? msg : "");
@@ -174,10 +174,10 @@ static int slot_acquire(struct provider_slot *s, struct provider_ref *ref)
   struct generation *gen;
 
   pthread_mutex_lock(&s->lock);
-  while(s->paused)
+  while (s->paused)
     pthread_cond_wait(&s->gate, &s->lock);
   gen = s->current;
-  if(gen)
+  if (gen)
     atomic_fetch_add(&gen->refs, 1);
   pthread_mutex_unlock(&s->lock);
   ref->gen = gen;
@@ -192,14 +192,14 @@ static bool gen_wait_drained(struct provider_slot *s, struct generation *gen,
   bool drained = true;
 
   pthread_mutex_lock(&s->lock);
-  while(atomic_load(&gen->refs) > 0) {
-    if(deadline_ms < 0) {
+  while (atomic_load(&gen->refs) > 0) {
+    if (deadline_ms < 0) {
       pthread_cond_wait(&s->drained, &s->lock);
       continue;
     }
     struct timespec ts = reg_abs_time(deadline_ms);
     int rc = pthread_cond_timedwait(&s->drained, &s->lock, &ts);
-    if(rc == ETIMEDOUT && atomic_load(&gen->refs) > 0) {
+    if (rc == ETIMEDOUT && atomic_load(&gen->refs) > 0) {
       drained = false;
       break;
     }
@@ -230,7 +230,7 @@ static struct generation *gen_prepare(struct registry *reg,
   char why[512];
   int rc;
 
-  if(!gen) {
+  if (!gen) {
     reg_err(err, errlen, "provider %s: out of memory", pc->name);
     return NULL;
   }
@@ -239,19 +239,19 @@ static struct generation *gen_prepare(struct registry *reg,
   snprintf(gen->config_hash, sizeof(gen->config_hash), "%s", pc->config_hash);
   gen->config = pc->owner;
   config_hold(gen->config);
-  if(loader_open(pc->module_abs, reg->private_dir, &gen->mod, why,
+  if (loader_open(pc->module_abs, reg->private_dir, &gen->mod, why,
                  sizeof(why)) != 0) {
     reg_err(err, errlen, "provider %s: %s", pc->name, why);
     goto fail;
   }
   gen->host = host_new(pc->name, pc->config, &pc->http, why, sizeof(why));
-  if(!gen->host) {
+  if (!gen->host) {
     reg_err(err, errlen, "provider %s: %s", pc->name, why);
     goto fail;
   }
   call_init(&call, pc->call_timeout_ms);
   rc = gen->mod->provider->init(host_api(), gen->host, &call, &gen->instance);
-  if(rc != CCM_OK) {
+  if (rc != CCM_OK) {
     reg_err(err, errlen, "provider %s: module %s: init failed: %s", pc->name,
             pc->module_abs, call.error[0] ? call.error : ccm_status_name(rc));
     goto fail;
@@ -259,7 +259,7 @@ static struct generation *gen_prepare(struct registry *reg,
   return gen;
 
 fail:
-  if(gen->host)
+  if (gen->host)
     host_free(gen->host);
   loader_close(gen->mod);
   config_free(gen->config);
@@ -276,14 +276,14 @@ static void gen_destroy(struct registry *reg, struct generation *gen)
   atomic_store(&gen->host->closing, true);
   gen->mod->provider->destroy(gen->instance);
   host_free(gen->host);
-  if(published)
+  if (published)
     log_msg(CCM_LOG_INFO, LOG_PREFIX, "provider %s: generation %llu "
             "destroyed", gen->slot->name, (unsigned long long)gen->number);
   loader_close(gen->mod);
   config_free(gen->config);
   pthread_mutex_destroy(&gen->serial);
   mem_free(gen);
-  if(published) {
+  if (published) {
     atomic_fetch_add(&reg->destroyed, 1);
     atomic_fetch_sub(&reg->live, 1);
   }
@@ -298,7 +298,7 @@ static void gen_park(struct registry *reg, struct generation *gen)
           "%ld calls in flight after %u ms; parked, it is destroyed once "
           "they finish", gen->slot->name, (unsigned long long)gen->number,
           (long)atomic_load(&gen->refs), reg->drain_timeout_ms);
-  if(!n) {
+  if (!n) {
     /* Without a node the generation cannot be tracked: wait it out rather
      * than dlclose code that is still running. */
     gen_wait_drained(gen->slot, gen, -1);
@@ -315,11 +315,11 @@ static void registry_reap(struct registry *reg, bool wait)
 {
   struct drain_node **pp = &reg->draining;
 
-  while(*pp) {
+  while (*pp) {
     struct drain_node *n = *pp;
-    if(wait)
+    if (wait)
       gen_wait_drained(n->gen->slot, n->gen, -1);
-    if(gen_refs(n->gen->slot, n->gen) > 0) {
+    if (gen_refs(n->gen->slot, n->gen) > 0) {
       pp = &n->next;
       continue;
     }
@@ -352,7 +352,7 @@ static int item_transfer(struct registry *reg, struct swap_item *it,
   it->slot->paused = true;
   pthread_mutex_unlock(&it->slot->lock);
   it->paused = true;
-  if(!gen_wait_drained(it->slot, old,
+  if (!gen_wait_drained(it->slot, old,
                        reg_now_ms() + (int64_t)reg->drain_timeout_ms)) {
     reg_err(err, errlen, "provider %s: generation %llu did not drain within "
             "%u ms before the state transfer; swap aborted, it keeps "
@@ -362,7 +362,7 @@ static int item_transfer(struct registry *reg, struct swap_item *it,
   }
   call_init(&call, it->pc->call_timeout_ms);
   rc = old->mod->provider->state_export(old->instance, &call, &blob);
-  if(rc != CCM_OK) {
+  if (rc != CCM_OK) {
     reg_err(err, errlen, "provider %s: state export from generation %llu "
             "failed: %s", it->name, (unsigned long long)old->number,
             call.error[0] ? call.error : ccm_status_name(rc));
@@ -372,7 +372,7 @@ static int item_transfer(struct registry *reg, struct swap_item *it,
   call_init(&call, it->pc->call_timeout_ms);
   rc = it->next->mod->provider->state_import(it->next->instance, &call,
                                              blob.data, blob.len);
-  if(rc != CCM_OK) {
+  if (rc != CCM_OK) {
     reg_err(err, errlen, "provider %s: state import into the new generation "
             "failed: %s", it->name,
             call.error[0] ? call.error : ccm_status_name(rc));
@@ -392,9 +392,9 @@ static int binding_set(struct provider_slot *s, bool is_default,
 {
   char *copy = NULL;
 
-  if(lb_class && *lb_class) {
+  if (lb_class && *lb_class) {
     copy = mem_strdup(lb_class);
-    if(!copy)
+    if (!copy)
       return -1;
   }
   mem_free(s->lb_class);
@@ -410,11 +410,11 @@ static int plan_publish(struct registry *reg, struct swap_item *items,
                         size_t errlen)
 {
   pthread_rwlock_wrlock(&reg->slots_lock);
-  for(size_t i = 0; i < n; i++) {
-    if(items[i].slot || !items[i].pc)
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].slot || !items[i].pc)
       continue;
     items[i].slot = slot_new(reg, items[i].name);
-    if(!items[i].slot) {
+    if (!items[i].slot) {
       pthread_rwlock_unlock(&reg->slots_lock);
       reg_err(err, errlen, "provider %s: out of memory", items[i].name);
       return -1;
@@ -422,19 +422,19 @@ static int plan_publish(struct registry *reg, struct swap_item *items,
     items[i].slot->next = reg->slots;
     reg->slots = items[i].slot;
   }
-  if(cfg) {
-    for(struct provider_slot *s = reg->slots; s; s = s->next)
+  if (cfg) {
+    for (struct provider_slot *s = reg->slots; s; s = s->next)
       binding_set(s, false, NULL);
-    for(size_t i = 0; i < cfg->n_providers; i++) {
+    for (size_t i = 0; i < cfg->n_providers; i++) {
       const struct provider_config *pc = &cfg->providers[i];
       struct provider_slot *s = slot_find(reg, pc->name);
-      if(s)
+      if (s)
         binding_set(s, pc->is_default, pc->is_default ? NULL : pc->lb_class);
     }
-  } else if(n == 1 && items[0].pc) {
+  } else if (n == 1 && items[0].pc) {
     const struct provider_config *pc = items[0].pc;
-    if(pc->is_default) {
-      for(struct provider_slot *s = reg->slots; s; s = s->next)
+    if (pc->is_default) {
+      for (struct provider_slot *s = reg->slots; s; s = s->next)
         s->is_default = false;
     }
     binding_set(items[0].slot, pc->is_default,
@@ -442,12 +442,12 @@ static int plan_publish(struct registry *reg, struct swap_item *items,
   }
   pthread_rwlock_unlock(&reg->slots_lock);
 
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     struct swap_item *it = &items[i];
     struct provider_slot *s = it->slot;
-    if(!s)
+    if (!s)
       continue;
-    if(it->next) {
+    if (it->next) {
       it->next->slot = s;
       it->next->number = ++s->next_number;
       atomic_fetch_add(&reg->live, 1);
@@ -460,9 +460,9 @@ static int plan_publish(struct registry *reg, struct swap_item *items,
     pthread_cond_broadcast(&s->gate);
     pthread_mutex_unlock(&s->lock);
     it->paused = false;
-    if(it->next && it->old)
+    if (it->next && it->old)
       atomic_fetch_add(&reg->swaps, 1);
-    if(it->next)
+    if (it->next)
       log_msg(CCM_LOG_INFO, LOG_PREFIX, "provider %s: generation %llu "
               "published (%s %s from %s)%s", s->name,
               (unsigned long long)it->next->number,
@@ -484,11 +484,11 @@ static void plan_retire(struct registry *reg, struct swap_item *items,
 {
   int64_t deadline = reg_now_ms() + (int64_t)reg->drain_timeout_ms;
 
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     struct generation *old = items[i].old;
-    if(!old)
+    if (!old)
       continue;
-    if(gen_wait_drained(old->slot, old, deadline))
+    if (gen_wait_drained(old->slot, old, deadline))
       gen_destroy(reg, old);
     else
       gen_park(reg, old);
@@ -499,16 +499,16 @@ static void plan_retire(struct registry *reg, struct swap_item *items,
 static void plan_abort(struct registry *reg, struct swap_item *items,
                        size_t n, const char *why)
 {
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     struct swap_item *it = &items[i];
-    if(it->paused) {
+    if (it->paused) {
       pthread_mutex_lock(&it->slot->lock);
       it->slot->paused = false;
       pthread_cond_broadcast(&it->slot->gate);
       pthread_mutex_unlock(&it->slot->lock);
       it->paused = false;
     }
-    if(it->next) {
+    if (it->next) {
       gen_destroy(reg, it->next);
       it->next = NULL;
     }
@@ -526,30 +526,30 @@ static int plan_run(struct registry *reg, struct swap_item *items, size_t n,
 {
   char why[1024] = "";
 
-  for(size_t i = 0; i < n; i++) {
-    if(!items[i].pc)
+  for (size_t i = 0; i < n; i++) {
+    if (!items[i].pc)
       continue;
     items[i].next = gen_prepare(reg, items[i].pc, why, sizeof(why));
-    if(!items[i].next)
+    if (!items[i].next)
       goto fail;
   }
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     struct swap_item *it = &items[i];
-    if(!it->next || !it->slot || !it->slot->current)
+    if (!it->next || !it->slot || !it->slot->current)
       continue;
     it->old = it->slot->current; /* stable: only admin changes it */
-    if(gen_has_state_path(it->old, it->next) &&
+    if (gen_has_state_path(it->old, it->next) &&
        item_transfer(reg, it, why, sizeof(why)) != 0)
       goto fail;
     it->old = NULL;
   }
-  if(plan_publish(reg, items, n, cfg, why, sizeof(why)) != 0)
+  if (plan_publish(reg, items, n, cfg, why, sizeof(why)) != 0)
     goto fail;
   plan_retire(reg, items, n);
   return 0;
 
 fail:
-  for(size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     items[i].old = NULL;
   plan_abort(reg, items, n, why);
   reg_err(err, errlen, "%s", why);
@@ -563,14 +563,14 @@ struct registry *registry_new(const char *state_dir, uint32_t drain_timeout_ms)
   struct registry *reg;
   size_t len;
 
-  if(!state_dir || !*state_dir)
+  if (!state_dir || !*state_dir)
     return NULL;
   reg = mem_calloc(1, sizeof(*reg));
-  if(!reg)
+  if (!reg)
     return NULL;
   len = strlen(state_dir) + sizeof("/modules");
   reg->private_dir = mem_alloc(len);
-  if(!reg->private_dir) {
+  if (!reg->private_dir) {
     mem_free(reg);
     return NULL;
   }
@@ -590,10 +590,10 @@ void registry_free(struct registry *reg)
 {
   struct provider_slot *s, *next;
 
-  if(!reg)
+  if (!reg)
     return;
   pthread_mutex_lock(&reg->admin);
-  for(s = reg->slots; s; s = s->next) {
+  for (s = reg->slots; s; s = s->next) {
     struct generation *gen;
     pthread_mutex_lock(&s->lock);
     gen = s->current;
@@ -601,7 +601,7 @@ void registry_free(struct registry *reg)
     s->paused = false;
     pthread_cond_broadcast(&s->gate);
     pthread_mutex_unlock(&s->lock);
-    if(!gen)
+    if (!gen)
       continue;
     gen_wait_drained(s, gen, -1);
     gen_destroy(reg, gen);
@@ -609,7 +609,7 @@ void registry_free(struct registry *reg)
   registry_reap(reg, true);
   pthread_mutex_unlock(&reg->admin);
 
-  for(s = reg->slots; s; s = next) {
+  for (s = reg->slots; s; s = next) {
     next = s->next;
     slot_free(s);
   }
@@ -625,9 +625,9 @@ int registry_swap(struct registry *reg, const struct provider_config *pc,
   struct swap_item item;
   int rc;
 
-  if(err && errlen)
+  if (err && errlen)
     err[0] = '\0';
-  if(!reg || !pc || !pc->name) {
+  if (!reg || !pc || !pc->name) {
     reg_err(err, errlen, "registry_swap: no provider");
     return -1;
   }
@@ -652,28 +652,28 @@ int registry_apply(struct registry *reg, const struct host_config *cfg,
   char why[1024];
   int rc = -1;
 
-  if(err && errlen)
+  if (err && errlen)
     err[0] = '\0';
-  if(!reg || !cfg) {
+  if (!reg || !cfg) {
     reg_err(err, errlen, "registry_apply: no config");
     return -1;
   }
   pthread_mutex_lock(&reg->admin);
   registry_reap(reg, false);
   cap = cfg->n_providers;
-  for(struct provider_slot *s = reg->slots; s; s = s->next)
+  for (struct provider_slot *s = reg->slots; s; s = s->next)
     cap++;
   items = mem_calloc(cap ? cap : 1, sizeof(*items));
-  if(!items) {
+  if (!items) {
     reg_err(err, errlen, "registry_apply: out of memory");
     goto done;
   }
-  for(size_t i = 0; i < cfg->n_providers; i++) {
+  for (size_t i = 0; i < cfg->n_providers; i++) {
     const struct provider_config *pc = &cfg->providers[i];
     struct provider_slot *s = slot_find(reg, pc->name);
     char hash[CCM_HASH_HEX];
-    if(s && s->current) {
-      if(loader_file_hash(pc->module_abs, hash, why, sizeof(why)) != 0) {
+    if (s && s->current) {
+      if (loader_file_hash(pc->module_abs, hash, why, sizeof(why)) != 0) {
         reg_err(err, errlen, "provider %s: %s", pc->name, why);
         atomic_fetch_add(&reg->failed_swaps, 1);
         slot_set_error(s, err);
@@ -681,7 +681,7 @@ int registry_apply(struct registry *reg, const struct host_config *cfg,
                 "%s", err);
         goto done;
       }
-      if(strcmp(hash, s->current->mod->hash) == 0 &&
+      if (strcmp(hash, s->current->mod->hash) == 0 &&
          strcmp(pc->config_hash, s->current->config_hash) == 0)
         continue; /* unchanged: keep serving */
     }
@@ -690,13 +690,13 @@ int registry_apply(struct registry *reg, const struct host_config *cfg,
     items[n].slot = s;
     n++;
   }
-  for(struct provider_slot *s = reg->slots; s; s = s->next) {
+  for (struct provider_slot *s = reg->slots; s; s = s->next) {
     bool listed = false;
-    if(!s->current)
+    if (!s->current)
       continue;
-    for(size_t i = 0; i < cfg->n_providers && !listed; i++)
+    for (size_t i = 0; i < cfg->n_providers && !listed; i++)
       listed = strcmp(cfg->providers[i].name, s->name) == 0;
-    if(listed)
+    if (listed)
       continue;
     items[n].name = s->name;
     items[n].slot = s;
@@ -718,12 +718,12 @@ int registry_acquire(struct registry *reg, const char *provider_name,
   struct provider_slot *s;
 
   ref->gen = NULL;
-  if(!reg || !provider_name)
+  if (!reg || !provider_name)
     return CCM_ERR_NOT_FOUND;
   pthread_rwlock_rdlock(&reg->slots_lock);
   s = slot_find(reg, provider_name);
   pthread_rwlock_unlock(&reg->slots_lock);
-  if(!s)
+  if (!s)
     return CCM_ERR_NOT_FOUND;
   return slot_acquire(s, ref);
 }
@@ -734,19 +734,19 @@ int registry_for_service(struct registry *reg, const char *lb_class,
   struct provider_slot *found = NULL;
 
   ref->gen = NULL;
-  if(!reg)
+  if (!reg)
     return CCM_ERR_NOT_FOUND;
   pthread_rwlock_rdlock(&reg->slots_lock);
-  for(struct provider_slot *s = reg->slots; s && !found; s = s->next) {
-    if(!lb_class || !*lb_class) {
-      if(s->is_default)
+  for (struct provider_slot *s = reg->slots; s && !found; s = s->next) {
+    if (!lb_class || !*lb_class) {
+      if (s->is_default)
         found = s;
-    } else if(s->lb_class && strcmp(s->lb_class, lb_class) == 0) {
+    } else if (s->lb_class && strcmp(s->lb_class, lb_class) == 0) {
       found = s;
     }
   }
   pthread_rwlock_unlock(&reg->slots_lock);
-  if(!found)
+  if (!found)
     return CCM_ERR_NOT_FOUND;
   return slot_acquire(found, ref);
 }
@@ -761,7 +761,7 @@ void registry_release(struct provider_ref *ref)
   struct generation *gen;
   struct provider_slot *s;
 
-  if(!ref || !ref->gen)
+  if (!ref || !ref->gen)
     return;
   gen = ref->gen;
   s = gen->slot;
@@ -769,7 +769,7 @@ void registry_release(struct provider_ref *ref)
   /* Decrement under the slot lock: a drainer that sees 0 may free gen at
    * once, and it checks refs under the same lock. */
   pthread_mutex_lock(&s->lock);
-  if(atomic_fetch_sub(&gen->refs, 1) == 1)
+  if (atomic_fetch_sub(&gen->refs, 1) == 1)
     pthread_cond_broadcast(&s->drained);
   pthread_mutex_unlock(&s->lock);
 }
@@ -779,7 +779,7 @@ void registry_release(struct provider_ref *ref)
 void registry_get_stats(struct registry *reg, struct registry_stats *out)
 {
   memset(out, 0, sizeof(*out));
-  if(!reg)
+  if (!reg)
     return;
   out->swaps = atomic_load(&reg->swaps);
   out->failed_swaps = atomic_load(&reg->failed_swaps);
@@ -796,12 +796,12 @@ void registry_metrics_write(struct registry *reg, FILE *out)
   fprintf(out, "# HELP ccm_module_generation Generation number serving each "
           "provider (0 when removed).\n"
           "# TYPE ccm_module_generation gauge\n");
-  if(reg) {
+  if (reg) {
     pthread_rwlock_rdlock(&reg->slots_lock);
-    for(struct provider_slot *s = reg->slots; s; s = s->next) {
+    for (struct provider_slot *s = reg->slots; s; s = s->next) {
       unsigned long long number = 0;
       pthread_mutex_lock(&s->lock);
-      if(s->current)
+      if (s->current)
         number = (unsigned long long)s->current->number;
       pthread_mutex_unlock(&s->lock);
       fprintf(out, "ccm_module_generation{provider=\"%s\"} %llu\n", s->name,
@@ -837,13 +837,13 @@ void registry_metrics_write(struct registry *reg, FILE *out)
 
 void registry_describe(struct registry *reg, FILE *out)
 {
-  if(!reg)
+  if (!reg)
     return;
   pthread_rwlock_rdlock(&reg->slots_lock);
-  for(struct provider_slot *s = reg->slots; s; s = s->next) {
+  for (struct provider_slot *s = reg->slots; s; s = s->next) {
     char caps[128];
     pthread_mutex_lock(&s->lock);
-    if(s->current) {
+    if (s->current) {
       const struct module *m = s->current->mod;
       loader_caps_string(m->capabilities, caps, sizeof(caps));
       fprintf(out, "provider %s: generation %llu, %s %s (ABI %u.%u, caps %s) "
@@ -869,7 +869,7 @@ void registry_describe(struct registry *reg, FILE *out)
 
 static struct generation *prov_gen(struct provider_ref *ref, const char *op)
 {
-  if(!ref || !ref->gen) {
+  if (!ref || !ref->gen) {
     log_msg(CCM_LOG_ERROR, LOG_PREFIX, "%s called without a provider "
             "reference", op);
     return NULL;
@@ -879,20 +879,20 @@ static struct generation *prov_gen(struct provider_ref *ref, const char *op)
 
 static void prov_lock(struct generation *g)
 {
-  if(g->mod->provider->thread_safety == CCM_THREAD_SERIAL)
+  if (g->mod->provider->thread_safety == CCM_THREAD_SERIAL)
     pthread_mutex_lock(&g->serial);
 }
 
 static void prov_unlock(struct generation *g)
 {
-  if(g->mod->provider->thread_safety == CCM_THREAD_SERIAL)
+  if (g->mod->provider->thread_safety == CCM_THREAD_SERIAL)
     pthread_mutex_unlock(&g->serial);
 }
 
 static void prov_not_implemented(struct generation *g, struct ccm_call *call,
                                  const char *op)
 {
-  if(call)
+  if (call)
     snprintf(call->error, sizeof(call->error), "provider %s (module %s) does "
              "not implement %s", g->slot ? g->slot->name : "?",
              g->mod->provider->name, op);
@@ -902,13 +902,13 @@ static void prov_not_implemented(struct generation *g, struct ccm_call *call,
 static int prov_status(struct generation *g, struct ccm_call *call,
                        const char *op, int rc)
 {
-  if(ccm_status_valid(rc))
+  if (ccm_status_valid(rc))
     return rc;
   log_msg(CCM_LOG_ERROR, LOG_PREFIX, "provider %s: module %s (%s) %s "
           "returned status %d, which is not an enum ccm_status value; "
           "treated as internal error", g->slot ? g->slot->name : "?",
           g->mod->provider->name, g->mod->path, op, rc);
-  if(call && !call->error[0])
+  if (call && !call->error[0])
     snprintf(call->error, sizeof(call->error), "module %s: %s returned "
              "invalid status %d", g->mod->provider->name, op, rc);
   return CCM_ERR_INTERNAL;
@@ -918,11 +918,11 @@ static int prov_status(struct generation *g, struct ccm_call *call,
 #define PROV_DISPATCH(ref, call, field, ...)                                 \
   do {                                                                       \
     struct generation *g_ = prov_gen((ref), #field);                         \
-    if(!g_) {                                                                \
+    if (!g_) {                                                                \
       rc = CCM_ERR_INTERNAL;                                                 \
       break;                                                                 \
     }                                                                        \
-    if(!MODULE_HAS(g_->mod, field)) {                                        \
+    if (!MODULE_HAS(g_->mod, field)) {                                        \
       prov_not_implemented(g_, (call), #field);                              \
       rc = CCM_ERR_NOT_IMPLEMENTED;                                          \
       break;                                                                 \
@@ -931,7 +931,7 @@ static int prov_status(struct generation *g, struct ccm_call *call,
     rc = g_->mod->provider->field(g_->instance, (call), __VA_ARGS__);        \
     prov_unlock(g_);                                                         \
     rc = prov_status(g_, (call), #field, rc);                                \
-  } while(0)
+  } while (0)
 
 int prov_lb_get(struct provider_ref *ref, struct ccm_call *call,
                 const struct ccm_service *svc, struct ccm_lb_status *out)
@@ -939,7 +939,7 @@ int prov_lb_get(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, lb_get, svc, out);
-  if(rc != CCM_OK && out)
+  if (rc != CCM_OK && out)
     lb_status_clear(out);
   return rc;
 }
@@ -952,7 +952,7 @@ int prov_lb_ensure(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, lb_ensure, svc, nodes, out);
-  if(rc != CCM_OK && out)
+  if (rc != CCM_OK && out)
     lb_status_clear(out);
   return rc;
 }
@@ -982,7 +982,7 @@ int prov_instance_exists(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, instance_exists, node, exists);
-  if(rc != CCM_OK && exists)
+  if (rc != CCM_OK && exists)
     *exists = false;
   return rc;
 }
@@ -993,7 +993,7 @@ int prov_instance_shutdown(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, instance_shutdown, node, shutdown);
-  if(rc != CCM_OK && shutdown)
+  if (rc != CCM_OK && shutdown)
     *shutdown = false;
   return rc;
 }
@@ -1005,7 +1005,7 @@ int prov_instance_metadata(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, instance_metadata, node, out);
-  if(rc != CCM_OK && out)
+  if (rc != CCM_OK && out)
     instance_meta_clear(out);
   return rc;
 }
@@ -1019,18 +1019,18 @@ int prov_instance_metadata_batch(struct provider_ref *ref,
   struct generation *g = prov_gen(ref, "instance_metadata_batch");
   int rc;
 
-  if(!g) {
+  if (!g) {
     rc = CCM_ERR_INTERNAL;
     goto fail;
   }
-  if(!MODULE_HAS(g->mod, instance_metadata_batch)) {
-    if(!MODULE_HAS(g->mod, instance_metadata)) {
+  if (!MODULE_HAS(g->mod, instance_metadata_batch)) {
+    if (!MODULE_HAS(g->mod, instance_metadata)) {
       prov_not_implemented(g, call, "instance_metadata");
       rc = CCM_ERR_NOT_IMPLEMENTED;
       goto fail;
     }
-    for(size_t i = 0; i < n; i++) {
-      if(call && atomic_load(&call->cancelled))
+    for (size_t i = 0; i < n; i++) {
+      if (call && atomic_load(&call->cancelled))
         status[i] = CCM_ERR_RETRY;
       else
         status[i] = prov_instance_metadata(ref, call, nodes[i], out[i]);
@@ -1038,17 +1038,17 @@ int prov_instance_metadata_batch(struct provider_ref *ref,
     return CCM_OK;
   }
   PROV_DISPATCH(ref, call, instance_metadata_batch, nodes, n, out, status);
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     goto fail;
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     status[i] = prov_status(g, call, "instance_metadata_batch", status[i]);
-    if(status[i] != CCM_OK)
+    if (status[i] != CCM_OK)
       instance_meta_clear(out[i]);
   }
   return CCM_OK;
 
 fail:
-  for(size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     status[i] = rc;
     instance_meta_clear(out[i]);
   }
@@ -1061,7 +1061,7 @@ int prov_route_list(struct provider_ref *ref, struct ccm_call *call,
   int rc;
 
   PROV_DISPATCH(ref, call, route_list, cluster, out);
-  if(rc != CCM_OK && out)
+  if (rc != CCM_OK && out)
     route_list_clear(out);
   return rc;
 }

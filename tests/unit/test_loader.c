@@ -71,9 +71,9 @@ static void install_to(const char *dir, const char *src, const char *dst,
   assert_true(in >= 0);
   out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(out >= 0);
-  for(;;) {
+  for (;;) {
     n = read(in, buf, sizeof(buf));
-    if(n <= 0)
+    if (n <= 0)
       break;
     assert_int_equal(write(out, buf, (size_t)n), n);
   }
@@ -92,12 +92,12 @@ static int setup(void **state)
 {
   (void)state;
   snprintf(fx.root, sizeof(fx.root), "/tmp/ccm-test-loader-XXXXXX");
-  if(!mkdtemp(fx.root))
+  if (!mkdtemp(fx.root))
     return -1;
   snprintf(fx.mods, sizeof(fx.mods), "%s/mods", fx.root);
   snprintf(fx.state, sizeof(fx.state), "%s/state", fx.root);
   snprintf(fx.priv, sizeof(fx.priv), "%s/modules", fx.state);
-  if(mkdir(fx.mods, 0755) != 0 || chmod(fx.mods, 0755) != 0)
+  if (mkdir(fx.mods, 0755) != 0 || chmod(fx.mods, 0755) != 0)
     return -1;
   return 0;
 }
@@ -117,11 +117,11 @@ static void expect_refusal(const char *path, const char *want,
   char err[1024] = "";
   int rc = loader_open(path, fx.priv, &m, err, sizeof(err));
 
-  if(rc == 0)
+  if (rc == 0)
     loader_close(m);
   assert_int_equal(rc, -1);
   assert_null(m);
-  if(!strstr(err, want) || (want2 && !strstr(err, want2)))
+  if (!strstr(err, want) || (want2 && !strstr(err, want2)))
     fail_msg("message '%s' lacks '%s'/'%s'", err, want, want2 ? want2 : "");
   print_message("refused: %s\n", err);
   /* One line that names the path. */
@@ -191,7 +191,7 @@ static void test_owner(void **state)
   char p[512];
 
   (void)state;
-  if(geteuid() != 0)
+  if (geteuid() != 0)
     skip(); /* only root can give a file away */
   install("ccm-fake.so", "other.so");
   path_join(p, sizeof(p), fx.mods, "other.so");
@@ -280,7 +280,7 @@ static void test_no_leftover_copies(void **state)
   struct stat st;
 
   (void)state;
-  if(stat(fx.priv, &st) != 0)
+  if (stat(fx.priv, &st) != 0)
     return; /* never created: nothing left */
   assert_int_equal(st.st_mode & 0777, 0700);
   /* rmdir succeeds only on an empty directory. */
@@ -397,10 +397,10 @@ static int count_lines(const char *path, const char *prefix)
   int n = 0;
   FILE *f = fopen(path, "r");
 
-  if(!f)
+  if (!f)
     return 0;
-  while(fgets(line, sizeof(line), f)) {
-    if(strncmp(line, prefix, strlen(prefix)) == 0)
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, prefix, strlen(prefix)) == 0)
       n++;
   }
   fclose(f);

@@ -78,9 +78,9 @@ static void install(const char *src, const char *dst)
   assert_true(in >= 0);
   out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(out >= 0);
-  for(;;) {
+  for (;;) {
     n = read(in, buf, sizeof(buf));
-    if(n <= 0)
+    if (n <= 0)
       break;
     assert_int_equal(write(out, buf, (size_t)n), n);
   }
@@ -94,11 +94,11 @@ static int setup(void **state)
 {
   (void)state;
   snprintf(fx.root, sizeof(fx.root), "/tmp/ccm-test-registry-XXXXXX");
-  if(!mkdtemp(fx.root))
+  if (!mkdtemp(fx.root))
     return -1;
   snprintf(fx.mods, sizeof(fx.mods), "%s/mods", fx.root);
   snprintf(fx.state, sizeof(fx.state), "%s/state", fx.root);
-  if(mkdir(fx.mods, 0755) != 0 || chmod(fx.mods, 0755) != 0)
+  if (mkdir(fx.mods, 0755) != 0 || chmod(fx.mods, 0755) != 0)
     return -1;
   return 0;
 }
@@ -122,7 +122,7 @@ static void pc_make(struct test_pc *t, const char *name, const char *module,
 {
   memset(t, 0, sizeof(*t));
   config_init(&t->lc);
-  if(config_read_string(&t->lc, text) != CONFIG_TRUE)
+  if (config_read_string(&t->lc, text) != CONFIG_TRUE)
     fail_msg("bad test config: %s", config_error_text(&t->lc));
   t->pc.name = name;
   t->pc.module = module;
@@ -165,7 +165,7 @@ static uint64_t current_number(struct registry *reg, const char *name)
   struct provider_ref ref;
   uint64_t n;
 
-  if(registry_acquire(reg, name, &ref) != CCM_OK)
+  if (registry_acquire(reg, name, &ref) != CCM_OK)
     return 0;
   n = ref.gen->number;
   registry_release(&ref);
@@ -178,7 +178,7 @@ static const char *current_version(struct registry *reg, const char *name,
   struct provider_ref ref;
 
   buf[0] = '\0';
-  if(registry_acquire(reg, name, &ref) != CCM_OK)
+  if (registry_acquire(reg, name, &ref) != CCM_OK)
     return buf;
   snprintf(buf, cap, "%s", ref.gen->mod->provider->version);
   registry_release(&ref);
@@ -191,10 +191,10 @@ static int count_lines(const char *path, const char *prefix)
   int n = 0;
   FILE *f = fopen(path, "r");
 
-  if(!f)
+  if (!f)
     return 0;
-  while(fgets(line, sizeof(line), f)) {
-    if(strncmp(line, prefix, strlen(prefix)) == 0)
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, prefix, strlen(prefix)) == 0)
       n++;
   }
   fclose(f);
@@ -213,7 +213,7 @@ static void cap_sink(int level, const char *line, void *ud)
   (void)level;
   (void)ud;
   pthread_mutex_lock(&cap_lock);
-  if(cap_len + n + 2 < sizeof(cap_text)) {
+  if (cap_len + n + 2 < sizeof(cap_text)) {
     memcpy(cap_text + cap_len, line, n);
     cap_len += n;
     cap_text[cap_len++] = '\n';
@@ -268,7 +268,7 @@ static void hotswap_fail(struct hotswap *hs, const char *what, int rc,
 {
   atomic_fetch_add(&hs->failures, 1);
   pthread_mutex_lock(&hs->lock);
-  if(!hs->first_failure[0])
+  if (!hs->first_failure[0])
     snprintf(hs->first_failure, sizeof(hs->first_failure), "%.64s: %.32s (%.600s)",
              what, ccm_status_name(rc), call->error);
   pthread_mutex_unlock(&hs->lock);
@@ -286,7 +286,7 @@ static void *hotswap_worker(void *arg)
   snprintf(lb_name, sizeof(lb_name), "lb-%d", w->id);
   svc_make(&svc, lb_name);
   node_make(&node, "node-a");
-  for(long i = 0; !atomic_load(&hs->stop) || i < 30; i++) {
+  for (long i = 0; !atomic_load(&hs->stop) || i < 30; i++) {
     struct provider_ref ref;
     struct ccm_call call;
     struct ccm_lb_status st = {0};
@@ -294,32 +294,32 @@ static void *hotswap_worker(void *arg)
     int rc;
 
     rc = registry_acquire(hs->reg, "fake", &ref);
-    if(rc != CCM_OK) {
+    if (rc != CCM_OK) {
       call_init(&call, 0);
       hotswap_fail(hs, "acquire", rc, &call);
       continue;
     }
     /* A reference pins a live generation: counted, not being destroyed,
      * never older than one this thread already used. */
-    if(atomic_load(&ref.gen->refs) <= 0 ||
+    if (atomic_load(&ref.gen->refs) <= 0 ||
        atomic_load(&ref.gen->host->closing) || ref.gen->number < last_number)
       atomic_fetch_add(&hs->dead_generation, 1);
     last_number = ref.gen->number;
     call_init(&call, 10000);
-    switch(i % 3) {
+    switch (i % 3) {
     case 0:
       rc = prov_lb_ensure(&ref, &call, &svc, NULL, &st);
-      if(rc != CCM_OK || st.n != 1)
+      if (rc != CCM_OK || st.n != 1)
         hotswap_fail(hs, "lb_ensure", rc, &call);
       break;
     case 1:
       rc = prov_lb_get(&ref, &call, &svc, &st);
-      if(rc != CCM_OK || st.n != 1)
+      if (rc != CCM_OK || st.n != 1)
         hotswap_fail(hs, "lb_get", rc, &call);
       break;
     default:
       rc = prov_instance_exists(&ref, &call, &node, &exists);
-      if(rc != CCM_OK || !exists)
+      if (rc != CCM_OK || !exists)
         hotswap_fail(hs, "instance_exists", rc, &call);
       break;
     }
@@ -336,10 +336,10 @@ static int env_int(const char *name, int def)
   char *end = NULL;
   long n;
 
-  if(!v || !*v)
+  if (!v || !*v)
     return def;
   n = strtol(v, &end, 10);
-  if(*end || n <= 0 || n > 100000)
+  if (*end || n <= 0 || n > 100000)
     return def;
   return (int)n;
 }
@@ -365,7 +365,7 @@ static void test_hotswap_under_load(void **state)
   {
     /* Every worker's load balancer exists before the first lb_get. */
     struct provider_ref ref;
-    for(int i = 0; i < HOTSWAP_THREADS; i++) {
+    for (int i = 0; i < HOTSWAP_THREADS; i++) {
       struct ccm_service svc;
       struct ccm_lb_status st = {0};
       struct ccm_call call;
@@ -379,26 +379,26 @@ static void test_hotswap_under_load(void **state)
       registry_release(&ref);
     }
   }
-  for(int i = 0; i < HOTSWAP_THREADS; i++) {
+  for (int i = 0; i < HOTSWAP_THREADS; i++) {
     workers[i].hs = &hs;
     workers[i].id = i;
     assert_int_equal(pthread_create(&threads[i], NULL, hotswap_worker,
                                     &workers[i]), 0);
   }
-  for(int i = 0; i < swaps; i++) {
+  for (int i = 0; i < swaps; i++) {
     install(i % 2 == 0 ? "ccm-fake-v2.so" : "ccm-fake.so", "hot.so");
-    if(registry_swap(hs.reg, &t.pc, err, sizeof(err)) != 0)
+    if (registry_swap(hs.reg, &t.pc, err, sizeof(err)) != 0)
       fail_msg("swap %d failed: %s", i, err);
     assert_string_equal(current_version(hs.reg, "fake", ver, sizeof(ver)),
                         i % 2 == 0 ? "2.0.0" : "1.0.0");
   }
   atomic_store(&hs.stop, true);
-  for(int i = 0; i < HOTSWAP_THREADS; i++)
+  for (int i = 0; i < HOTSWAP_THREADS; i++)
     pthread_join(threads[i], NULL);
 
   print_message("hot-swap: %d swaps, %ld calls, %ld failed\n", swaps,
                 atomic_load(&hs.calls), atomic_load(&hs.failures));
-  if(atomic_load(&hs.failures) != 0)
+  if (atomic_load(&hs.failures) != 0)
     fail_msg("%ld failed calls, first: %s", atomic_load(&hs.failures),
              hs.first_failure);
   assert_int_equal(atomic_load(&hs.dead_generation), 0);
@@ -843,18 +843,18 @@ static void *serial_worker(void *arg)
 {
   struct serial_run *sr = arg;
 
-  for(int i = 0; i < 20; i++) {
+  for (int i = 0; i < 20; i++) {
     struct provider_ref ref;
     struct ccm_service svc;
     struct ccm_lb_status st = {0};
     struct ccm_call call;
     svc_make(&svc, "lb-serial");
-    if(registry_acquire(sr->reg, "serial", &ref) != CCM_OK) {
+    if (registry_acquire(sr->reg, "serial", &ref) != CCM_OK) {
       atomic_fetch_add(&sr->failures, 1);
       continue;
     }
     call_init(&call, 10000);
-    if(prov_lb_ensure(&ref, &call, &svc, NULL, &st) != CCM_OK)
+    if (prov_lb_ensure(&ref, &call, &svc, NULL, &st) != CCM_OK)
       atomic_fetch_add(&sr->failures, 1);
     lb_status_clear(&st);
     registry_release(&ref);
@@ -877,9 +877,9 @@ static void test_serial_module_serialised(void **state)
   sr.reg = registry_new(fx.state, 5000);
   atomic_init(&sr.failures, 0);
   assert_int_equal(registry_swap(sr.reg, &t.pc, err, sizeof(err)), 0);
-  for(int i = 0; i < 4; i++)
+  for (int i = 0; i < 4; i++)
     assert_int_equal(pthread_create(&th[i], NULL, serial_worker, &sr), 0);
-  for(int i = 0; i < 4; i++)
+  for (int i = 0; i < 4; i++)
     pthread_join(th[i], NULL);
   assert_int_equal(atomic_load(&sr.failures), 0);
   registry_free(sr.reg);
@@ -1057,7 +1057,7 @@ static void test_apply(void **state)
   assert_int_equal(stats.live_generations, 1);
   assert_int_equal(stats.generations_destroyed, 3);
   registry_free(reg);
-  for(int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++)
     pc_free(&p[i]);
 }
 

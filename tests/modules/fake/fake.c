@@ -105,8 +105,8 @@ static int fake_status_parse(const char *s)
     {"auth", CCM_ERR_AUTH},           {"throttled", CCM_ERR_THROTTLED},
     {"internal", CCM_ERR_INTERNAL},
   };
-  for(size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-    if(strcmp(map[i].name, s) == 0)
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+    if (strcmp(map[i].name, s) == 0)
       return map[i].status;
   }
   return CCM_ERR_INTERNAL;
@@ -116,11 +116,11 @@ static void fake_sleep_ms(int64_t ms)
 {
   struct timespec ts;
 
-  if(ms <= 0)
+  if (ms <= 0)
     return;
   ts.tv_sec = (time_t)(ms / 1000);
   ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-  while(nanosleep(&ts, &ts) != 0 && errno == EINTR)
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
     ;
 }
 
@@ -130,18 +130,18 @@ static void fake_log_call(struct fake *f, enum fake_op op, const char *arg)
   char line[512];
   int fd, n;
 
-  if(!f->call_log)
+  if (!f->call_log)
     return;
   n = snprintf(line, sizeof(line), "%s %s\n", fake_op_names[op],
                arg ? arg : "-");
-  if(n < 0)
+  if (n < 0)
     return;
-  if((size_t)n >= sizeof(line))
+  if ((size_t)n >= sizeof(line))
     n = (int)sizeof(line) - 1;
   fd = open(f->call_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if(fd < 0)
+  if (fd < 0)
     return;
-  if(write(fd, line, (size_t)n) < 0) {
+  if (write(fd, line, (size_t)n) < 0) {
     /* best effort: the log is for tests */
   }
   close(fd);
@@ -160,7 +160,7 @@ static int fake_enter(struct fake *f, struct ccm_call *call, enum fake_op op,
   pthread_mutex_unlock(&f->lock);
   fake_sleep_ms(f->latency_ms[op]);
 #ifdef FAKE_SERIAL
-  if(prev > 0) {
+  if (prev > 0) {
     f->api->call_set_error(call, "fake: concurrent call into a serial "
                            "module");
     rc = CCM_ERR_INTERNAL;
@@ -168,11 +168,11 @@ static int fake_enter(struct fake *f, struct ccm_call *call, enum fake_op op,
 #else
   (void)prev;
 #endif
-  if(rc == CCM_OK && f->error[op] != CCM_OK) {
+  if (rc == CCM_OK && f->error[op] != CCM_OK) {
     rc = f->error[op];
     f->api->call_set_error(call, "fake: injected %s error",
                            fake_op_names[op]);
-    if(rc == CCM_ERR_RETRY || rc == CCM_ERR_THROTTLED)
+    if (rc == CCM_ERR_RETRY || rc == CCM_ERR_THROTTLED)
       f->api->call_set_retry_after(call, 100);
   }
   return rc;
@@ -187,7 +187,7 @@ static int fake_leave(struct fake *f, int rc)
 static const char *fake_svc_key(const struct ccm_service *svc, char *buf,
                                 size_t cap)
 {
-  if(svc->lb_name && *svc->lb_name)
+  if (svc->lb_name && *svc->lb_name)
     return svc->lb_name;
   snprintf(buf, cap, "%s/%s", svc->namespace_ ? svc->namespace_ : "",
            svc->name ? svc->name : "");
@@ -200,12 +200,12 @@ static long fake_instance_find(const struct fake *f,
 {
   const char *want = node->name;
 
-  if(node->provider_id && strncmp(node->provider_id, "fake://", 7) == 0)
+  if (node->provider_id && strncmp(node->provider_id, "fake://", 7) == 0)
     want = node->provider_id + 7;
-  if(!want)
+  if (!want)
     return -1;
-  for(size_t i = 0; i < f->n_instances; i++) {
-    if(strcmp(f->instances[i], want) == 0)
+  for (size_t i = 0; i < f->n_instances; i++) {
+    if (strcmp(f->instances[i], want) == 0)
       return (long)i;
   }
   return -1;
@@ -214,8 +214,8 @@ static long fake_instance_find(const struct fake *f,
 /* Caller holds f->lock. */
 static long fake_lb_find(const struct fake *f, const char *name)
 {
-  for(size_t i = 0; i < f->n_lbs; i++) {
-    if(strcmp(f->lbs[i].name, name) == 0)
+  for (size_t i = 0; i < f->n_lbs; i++) {
+    if (strcmp(f->lbs[i].name, name) == 0)
       return (long)i;
   }
   return -1;
@@ -227,17 +227,17 @@ static struct fake_lb *fake_lb_add(struct fake *f, const char *name,
 {
   struct fake_lb *lb;
 
-  if(f->n_lbs == f->cap_lbs) {
+  if (f->n_lbs == f->cap_lbs) {
     size_t cap = f->cap_lbs ? f->cap_lbs * 2 : 8;
     struct fake_lb *grown = f->api->realloc(f->lbs, cap * sizeof(*grown));
-    if(!grown)
+    if (!grown)
       return NULL;
     f->lbs = grown;
     f->cap_lbs = cap;
   }
   lb = &f->lbs[f->n_lbs];
   lb->name = f->api->strdup(name);
-  if(!lb->name)
+  if (!lb->name)
     return NULL;
   lb->ip_index = ip_index;
   lb->n_hosts = n_hosts;
@@ -251,11 +251,11 @@ static int fake_route_add(struct fake *f, const char *name,
 {
   struct fake_route *r;
 
-  if(f->n_routes == f->cap_routes) {
+  if (f->n_routes == f->cap_routes) {
     size_t cap = f->cap_routes ? f->cap_routes * 2 : 8;
     struct fake_route *grown =
         f->api->realloc(f->routes, cap * sizeof(*grown));
-    if(!grown)
+    if (!grown)
       return CCM_ERR_INTERNAL;
     f->routes = grown;
     f->cap_routes = cap;
@@ -264,7 +264,7 @@ static int fake_route_add(struct fake *f, const char *name,
   r->name = f->api->strdup(name);
   r->target = f->api->strdup(target);
   r->cidr = f->api->strdup(cidr);
-  if(!r->name || !r->target || !r->cidr) {
+  if (!r->name || !r->target || !r->cidr) {
     f->api->free(r->name);
     f->api->free(r->target);
     f->api->free(r->cidr);
@@ -299,38 +299,38 @@ static int fake_config_read(struct fake *f, struct ccm_call *call)
   size_t n = 0;
   char path[96];
 
-  if(!cfg)
+  if (!cfg)
     return CCM_OK;
-  if(f->api->cfg_string(cfg, "call_log", &s) == CCM_OK && s) {
+  if (f->api->cfg_string(cfg, "call_log", &s) == CCM_OK && s) {
     f->call_log = f->api->strdup(s);
-    if(!f->call_log)
+    if (!f->call_log)
       return CCM_ERR_INTERNAL;
   }
-  if(f->api->cfg_list_len(cfg, "instances", &n) == CCM_OK && n > 0) {
+  if (f->api->cfg_list_len(cfg, "instances", &n) == CCM_OK && n > 0) {
     f->instances = f->api->calloc(n, sizeof(*f->instances));
-    if(!f->instances)
+    if (!f->instances)
       return CCM_ERR_INTERNAL;
-    for(size_t i = 0; i < n; i++) {
-      if(f->api->cfg_list_string(cfg, "instances", i, &s) != CCM_OK || !s) {
+    for (size_t i = 0; i < n; i++) {
+      if (f->api->cfg_list_string(cfg, "instances", i, &s) != CCM_OK || !s) {
         f->api->call_set_error(call, "fake: instances[%zu] is not a string",
                                i);
         return CCM_ERR_INVALID;
       }
       f->instances[i] = f->api->strdup(s);
-      if(!f->instances[i])
+      if (!f->instances[i])
         return CCM_ERR_INTERNAL;
       f->n_instances = i + 1;
     }
   }
   f->api->cfg_bool(cfg, "fill_on_error", &f->fill_on_error);
   f->api->cfg_int(cfg, "latency_ms.all", &all);
-  for(int op = 0; op < FAKE_OP_COUNT; op++) {
+  for (int op = 0; op < FAKE_OP_COUNT; op++) {
     int64_t v = all;
     snprintf(path, sizeof(path), "latency_ms.%s", fake_op_names[op]);
     f->api->cfg_int(cfg, path, &v);
     f->latency_ms[op] = v;
     snprintf(path, sizeof(path), "error.%s", fake_op_names[op]);
-    if(f->api->cfg_string(cfg, path, &s) == CCM_OK && s)
+    if (f->api->cfg_string(cfg, path, &s) == CCM_OK && s)
       f->error[op] = fake_status_parse(s);
   }
   return CCM_OK;
@@ -351,11 +351,11 @@ static int fake_init(const struct ccm_host_api *api, struct ccm_host *host,
   return CCM_ERR_INVALID;
 #endif
 #ifdef FAKE_UNRESOLVED
-  if(ccm_fake_no_such_symbol() != 0)
+  if (ccm_fake_no_such_symbol() != 0)
     return CCM_ERR_INTERNAL;
 #endif
   f = api->calloc(1, sizeof(*f));
-  if(!f) {
+  if (!f) {
     api->call_set_error(call, "fake: out of memory");
     return CCM_ERR_INTERNAL;
   }
@@ -364,10 +364,10 @@ static int fake_init(const struct ccm_host_api *api, struct ccm_host *host,
   f->next_ip = 1;
   pthread_mutex_init(&f->lock, NULL);
   atomic_init(&f->in_flight, 0);
-  for(int op = 0; op < FAKE_OP_COUNT; op++)
+  for (int op = 0; op < FAKE_OP_COUNT; op++)
     f->latency_ms[op] = FAKE_DEFAULT_LATENCY_MS;
   rc = fake_config_read(f, call);
-  if(rc != CCM_OK) {
+  if (rc != CCM_OK) {
     fake_destroy(f);
     return rc;
   }
@@ -382,7 +382,7 @@ static void fake_destroy(void *instance)
   struct fake *f = instance;
   const struct ccm_host_api *api;
 
-  if(!f)
+  if (!f)
     return;
   api = f->api;
 #ifdef FAKE_UNLOAD_CALL
@@ -398,20 +398,20 @@ static void fake_destroy(void *instance)
     req.timeout_ms = 200;
     rc = api->http_do(f->host, NULL, &req, &resp);
     api->log(f->host, CCM_LOG_WARN, "fake: destroy http_do returned %d", rc);
-    if(rc == CCM_OK && resp)
+    if (rc == CCM_OK && resp)
       api->http_release(resp);
   }
 #endif
-  for(size_t i = 0; i < f->n_lbs; i++)
+  for (size_t i = 0; i < f->n_lbs; i++)
     api->free(f->lbs[i].name);
   api->free(f->lbs);
-  for(size_t i = 0; i < f->n_routes; i++) {
+  for (size_t i = 0; i < f->n_routes; i++) {
     api->free(f->routes[i].name);
     api->free(f->routes[i].target);
     api->free(f->routes[i].cidr);
   }
   api->free(f->routes);
-  for(size_t i = 0; i < f->n_instances; i++)
+  for (size_t i = 0; i < f->n_instances; i++)
     api->free(f->instances[i]);
   api->free(f->instances);
   api->free(f->call_log);
@@ -431,14 +431,14 @@ static int fake_lb_get(void *instance, struct ccm_call *call,
   long i;
   int rc = fake_enter(f, call, FAKE_LB_GET, key);
 
-  if(rc != CCM_OK) {
-    if(f->fill_on_error)
+  if (rc != CCM_OK) {
+    if (f->fill_on_error)
       fake_add_ingress(f, 999, out);
     return fake_leave(f, rc);
   }
   pthread_mutex_lock(&f->lock);
   i = fake_lb_find(f, key);
-  if(i < 0)
+  if (i < 0)
     rc = CCM_ERR_NOT_FOUND;
   else
     rc = fake_add_ingress(f, f->lbs[i].ip_index, out);
@@ -459,29 +459,29 @@ static int fake_lb_ensure(void *instance, struct ccm_call *call,
   long i;
   int rc = fake_enter(f, call, FAKE_LB_ENSURE, key);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   pthread_mutex_lock(&f->lock);
   i = fake_lb_find(f, key);
 #ifdef FAKE_NONCONFORMING
   /* Wrong on purpose: a duplicate per call and a new status on repeats. */
   lb = fake_lb_add(f, key, f->next_ip++, n_hosts);
-  if(!lb)
+  if (!lb)
     rc = CCM_ERR_INTERNAL;
-  else if(i >= 0) {
+  else if (i >= 0) {
     f->api->call_set_error(call, "fake-nonconforming: duplicate load "
                            "balancer");
     rc = CCM_ERR_INVALID;
   } else
     rc = fake_add_ingress(f, lb->ip_index, out);
 #else
-  if(i >= 0) {
+  if (i >= 0) {
     lb = &f->lbs[i];
     lb->n_hosts = n_hosts;
   } else {
     lb = fake_lb_add(f, key, f->next_ip++, n_hosts);
   }
-  if(!lb)
+  if (!lb)
     rc = CCM_ERR_INTERNAL;
   else
     rc = fake_add_ingress(f, lb->ip_index, out);
@@ -500,7 +500,7 @@ static int fake_lb_update_hosts(void *instance, struct ccm_call *call,
   long i;
   int rc = fake_enter(f, call, FAKE_LB_UPDATE_HOSTS, key);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
 #ifdef FAKE_NONCONFORMING
   (void)i;
@@ -509,7 +509,7 @@ static int fake_lb_update_hosts(void *instance, struct ccm_call *call,
 #else
   pthread_mutex_lock(&f->lock);
   i = fake_lb_find(f, key);
-  if(i < 0)
+  if (i < 0)
     rc = CCM_ERR_NOT_FOUND;
   else
     f->lbs[i].n_hosts = nodes ? (uint32_t)nodes->n_nodes : 0;
@@ -527,11 +527,11 @@ static int fake_lb_delete(void *instance, struct ccm_call *call,
   long i;
   int rc = fake_enter(f, call, FAKE_LB_DELETE, key);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   pthread_mutex_lock(&f->lock);
   i = fake_lb_find(f, key);
-  if(i >= 0) {
+  if (i >= 0) {
     f->api->free(f->lbs[i].name);
     f->lbs[i] = f->lbs[--f->n_lbs];
   }
@@ -551,11 +551,11 @@ static int fake_instance_exists(void *instance, struct ccm_call *call,
   struct fake *f = instance;
   int rc = fake_enter(f, call, FAKE_INSTANCE_EXISTS, node->name);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   *exists = fake_instance_find(f, node) >= 0;
 #ifdef FAKE_NONCONFORMING
-  if(!*exists) {
+  if (!*exists) {
     f->api->call_set_error(call, "fake-nonconforming: unknown node");
     rc = CCM_ERR_INTERNAL; /* wrong on purpose: must be OK + false */
   }
@@ -569,9 +569,9 @@ static int fake_instance_shutdown(void *instance, struct ccm_call *call,
   struct fake *f = instance;
   int rc = fake_enter(f, call, FAKE_INSTANCE_SHUTDOWN, node->name);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
-  if(fake_instance_find(f, node) < 0)
+  if (fake_instance_find(f, node) < 0)
     rc = CCM_ERR_NOT_FOUND;
   else
     *shutdown = false;
@@ -586,23 +586,23 @@ static int fake_meta_fill(struct fake *f, const struct ccm_node *node,
   char buf[CCM_MAX_ID];
   int rc;
 
-  if(i < 0)
+  if (i < 0)
     return CCM_ERR_NOT_FOUND;
   snprintf(buf, sizeof(buf), "fake://%s", f->instances[i]);
   rc = api->meta_set(out, CCM_META_PROVIDER_ID, buf);
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_set(out, CCM_META_INSTANCE_TYPE, "fake.small");
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_set(out, CCM_META_ZONE, "fake-zone-a");
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_set(out, CCM_META_REGION, "fake-region-1");
   snprintf(buf, sizeof(buf), "10.1.%ld.%ld", ((i + 1) >> 8) & 0xff,
            (i + 1) & 0xff);
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_add_address(out, CCM_ADDR_INTERNAL_IP, buf);
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_add_address(out, CCM_ADDR_HOSTNAME, f->instances[i]);
-  if(rc == CCM_OK)
+  if (rc == CCM_OK)
     rc = api->meta_add_label(out, "fake.example.com/version", FAKE_VERSION);
   return rc;
 }
@@ -614,8 +614,8 @@ static int fake_instance_metadata(void *instance, struct ccm_call *call,
   struct fake *f = instance;
   int rc = fake_enter(f, call, FAKE_INSTANCE_METADATA, node->name);
 
-  if(rc != CCM_OK) {
-    if(f->fill_on_error)
+  if (rc != CCM_OK) {
+    if (f->fill_on_error)
       f->api->meta_set(out, CCM_META_ZONE, "left-behind");
     return fake_leave(f, rc);
   }
@@ -635,9 +635,9 @@ static int fake_instance_metadata_batch(void *instance, struct ccm_call *call,
 
   snprintf(arg, sizeof(arg), "%zu", n_nodes);
   rc = fake_enter(f, call, FAKE_INSTANCE_METADATA_BATCH, arg);
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
-  for(size_t i = 0; i < n_nodes; i++)
+  for (size_t i = 0; i < n_nodes; i++)
     status[i] = fake_meta_fill(f, nodes[i], out[i]);
   return fake_leave(f, CCM_OK);
 }
@@ -651,10 +651,10 @@ static int fake_route_list(void *instance, struct ccm_call *call,
   struct fake *f = instance;
   int rc = fake_enter(f, call, FAKE_ROUTE_LIST, cluster_name);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   pthread_mutex_lock(&f->lock);
-  for(size_t i = 0; i < f->n_routes && rc == CCM_OK; i++) {
+  for (size_t i = 0; i < f->n_routes && rc == CCM_OK; i++) {
     struct ccm_route r = {0};
     r.struct_size = sizeof(r);
     r.name = f->routes[i].name;
@@ -676,17 +676,17 @@ static int fake_route_create(void *instance, struct ccm_call *call,
   int rc = fake_enter(f, call, FAKE_ROUTE_CREATE, route->destination_cidr);
 
   (void)cluster_name;
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
-  if(!route->target_node || !route->destination_cidr) {
+  if (!route->target_node || !route->destination_cidr) {
     f->api->call_set_error(call, "fake: route without target or CIDR");
     return fake_leave(f, CCM_ERR_INVALID);
   }
   snprintf(name, sizeof(name), "fake-route-%s", name_hint ? name_hint : "x");
   pthread_mutex_lock(&f->lock);
-  for(size_t i = 0; i < f->n_routes && !found; i++)
+  for (size_t i = 0; i < f->n_routes && !found; i++)
     found = strcmp(f->routes[i].cidr, route->destination_cidr) == 0;
-  if(!found)
+  if (!found)
     rc = fake_route_add(f, name, route->target_node,
                         route->destination_cidr);
   pthread_mutex_unlock(&f->lock);
@@ -701,15 +701,15 @@ static int fake_route_delete(void *instance, struct ccm_call *call,
   int rc = fake_enter(f, call, FAKE_ROUTE_DELETE, route->name);
 
   (void)cluster_name;
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   pthread_mutex_lock(&f->lock);
-  for(size_t i = 0; i < f->n_routes; i++) {
+  for (size_t i = 0; i < f->n_routes; i++) {
     bool match = route->name ? strcmp(f->routes[i].name, route->name) == 0
                              : route->destination_cidr &&
                                    strcmp(f->routes[i].cidr,
                                           route->destination_cidr) == 0;
-    if(!match)
+    if (!match)
       continue;
     f->api->free(f->routes[i].name);
     f->api->free(f->routes[i].target);
@@ -733,21 +733,21 @@ static int fake_state_export(void *instance, struct ccm_call *call,
   size_t cap, len = 0;
   int rc = fake_enter(f, call, FAKE_STATE_EXPORT, NULL);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   pthread_mutex_lock(&f->lock);
   cap = 64 + (f->n_lbs + f->n_routes) * 1100;
   text = f->api->alloc(cap);
-  if(!text) {
+  if (!text) {
     rc = CCM_ERR_INTERNAL;
     goto done;
   }
   len += (size_t)snprintf(text + len, cap - len, "next\t%u\n", f->next_ip);
-  for(size_t i = 0; i < f->n_lbs; i++)
+  for (size_t i = 0; i < f->n_lbs; i++)
     len += (size_t)snprintf(text + len, cap - len, "lb\t%.500s\t%u\t%u\n",
                             f->lbs[i].name, f->lbs[i].ip_index,
                             f->lbs[i].n_hosts);
-  for(size_t i = 0; i < f->n_routes; i++)
+  for (size_t i = 0; i < f->n_routes; i++)
     len += (size_t)snprintf(text + len, cap - len, "route\t%.300s\t%.300s\t"
                             "%.64s\n", f->routes[i].name,
                             f->routes[i].target, f->routes[i].cidr);
@@ -764,10 +764,10 @@ static size_t fake_fields(char *line, char **fields, size_t max)
   size_t n = 0;
   char *p = line;
 
-  while(n < max) {
+  while (n < max) {
     char *tab = strchr(p, '\t');
     fields[n++] = p;
-    if(!tab)
+    if (!tab)
       break;
     *tab = '\0';
     p = tab + 1;
@@ -783,7 +783,7 @@ static bool fake_u32(const char *s, uint32_t *out)
 
   errno = 0;
   v = strtoul(s, &end, 10);
-  if(errno != 0 || end == s || *end != '\0' || v > UINT32_MAX)
+  if (errno != 0 || end == s || *end != '\0' || v > UINT32_MAX)
     return false;
   *out = (uint32_t)v;
   return true;
@@ -797,31 +797,31 @@ static int fake_state_import(void *instance, struct ccm_call *call,
   char *line;
   int rc = fake_enter(f, call, FAKE_STATE_IMPORT, NULL);
 
-  if(rc != CCM_OK)
+  if (rc != CCM_OK)
     return fake_leave(f, rc);
   text = f->api->alloc(len + 1);
-  if(!text)
+  if (!text)
     return fake_leave(f, CCM_ERR_INTERNAL);
-  if(len)
+  if (len)
     memcpy(text, data, len);
   text[len] = '\0';
   pthread_mutex_lock(&f->lock);
   line = text;
-  while(rc == CCM_OK && line && *line) {
+  while (rc == CCM_OK && line && *line) {
     char *nl = strchr(line, '\n');
     char *fld[4];
     size_t n;
-    if(nl)
+    if (nl)
       *nl = '\0';
     uint32_t a, b;
     n = fake_fields(line, fld, 4);
-    if(n == 2 && strcmp(fld[0], "next") == 0 && fake_u32(fld[1], &a))
+    if (n == 2 && strcmp(fld[0], "next") == 0 && fake_u32(fld[1], &a))
       f->next_ip = a;
-    else if(n == 4 && strcmp(fld[0], "lb") == 0 && fake_u32(fld[2], &a) &&
+    else if (n == 4 && strcmp(fld[0], "lb") == 0 && fake_u32(fld[2], &a) &&
             fake_u32(fld[3], &b)) {
-      if(fake_lb_find(f, fld[1]) < 0 && !fake_lb_add(f, fld[1], a, b))
+      if (fake_lb_find(f, fld[1]) < 0 && !fake_lb_add(f, fld[1], a, b))
         rc = CCM_ERR_INTERNAL;
-    } else if(n == 4 && strcmp(fld[0], "route") == 0)
+    } else if (n == 4 && strcmp(fld[0], "route") == 0)
       rc = fake_route_add(f, fld[1], fld[2], fld[3]);
     else {
       f->api->call_set_error(call, "fake: bad state line");
@@ -940,7 +940,7 @@ CCM_EXPORT int FAKE_ENTRY(struct ccm_entry *entry);
 
 int FAKE_ENTRY(struct ccm_entry *entry)
 {
-  if(!entry || entry->struct_size < offsetof(struct ccm_entry, provider) +
+  if (!entry || entry->struct_size < offsetof(struct ccm_entry, provider) +
                                         sizeof(entry->provider))
     return CCM_ERR_INVALID;
   entry->module_abi_major = FAKE_ABI_MAJOR;
