@@ -1,11 +1,11 @@
 #!/bin/sh
-# check-guide-example.sh: docs/writing-a-module.md prints the example module
-# verbatim between BEGIN/END markers; fail (with a diff) when the guide and
-# examples/minimal-module/minimal.c drift apart. It changes nothing.
-# usage: check-guide-example.sh GUIDE.md SOURCE.c
+# check-guide-example.sh: a document prints an example module verbatim
+# between BEGIN/END markers naming its source; fail (with a diff) when the
+# document and the compiled source drift apart. It changes nothing.
+# usage: check-guide-example.sh DOC.md SOURCE.c NAME
+#   NAME is the source's path as the markers spell it.
 set -u
-guide=$1 src=$2
-name=examples/minimal-module/minimal.c
+guide=$1 src=$2 name=$3
 tmp=$(mktemp "${TMPDIR:-/tmp}/ccm-guide.XXXXXX") || exit 2
 trap 'rm -f "$tmp"' EXIT
 awk -v b="<!-- BEGIN $name -->" -v e="<!-- END $name -->" '

@@ -3,6 +3,8 @@
 # a module that breaks the contract on purpose (its FAIL lines are asserted).
 ccm_add_module(minimal
   SOURCES ${PROJECT_SOURCE_DIR}/examples/minimal-module/minimal.c)
+ccm_add_module(tiny
+  SOURCES ${PROJECT_SOURCE_DIR}/examples/tiny-module/tiny.c)
 
 set(CCM_CONF_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(CCM_CONF_RUN /bin/sh ${CCM_CONF_DIR}/run-conformance.sh
@@ -38,6 +40,13 @@ add_test(NAME conformance_minimal COMMAND ${CCM_CONF_RUN}
   --ok contract/options --ok contract/name-rules
   --ok contract/state-roundtrip)
 
+# The walkthrough module of abi/ABI.md: instances only, every instance check.
+add_test(NAME conformance_tiny COMMAND ${CCM_CONF_RUN}
+  ${CCM_CONF_MODULES}/ccm-tiny.so ${CCM_CONF_DIR}/tiny.cfg
+  --ok instances/exists-unknown --ok instances/shutdown-unknown
+  --ok instances/metadata-unknown --ok instances/metadata-known
+  --ok contract/concurrency)
+
 # Broken on purpose: ensure makes duplicates, delete of the absent answers
 # NOT_FOUND, exists of an unknown node answers INTERNAL, and one operation
 # returns 42. Each must be reported as its own FAIL line.
@@ -59,7 +68,7 @@ add_test(NAME conformance_usage COMMAND /bin/sh -c
   $<TARGET_FILE:ccm-conformance>)
 
 list(APPEND CCM_CONF_TESTS conformance_fake conformance_fake_serial
-  conformance_minimal conformance_nonconforming conformance_only_group
+  conformance_minimal conformance_tiny conformance_nonconforming conformance_only_group
   conformance_usage)
 set_tests_properties(${CCM_CONF_TESTS} PROPERTIES
   LABELS conformance TIMEOUT 600)
@@ -68,5 +77,12 @@ set_tests_properties(${CCM_CONF_TESTS} PROPERTIES
 add_test(NAME conformance_guide_example COMMAND /bin/sh
   ${CCM_CONF_DIR}/check-guide-example.sh
   ${PROJECT_SOURCE_DIR}/docs/writing-a-module.md
-  ${PROJECT_SOURCE_DIR}/examples/minimal-module/minimal.c)
-set_tests_properties(conformance_guide_example PROPERTIES LABELS conformance)
+  ${PROJECT_SOURCE_DIR}/examples/minimal-module/minimal.c
+  examples/minimal-module/minimal.c)
+add_test(NAME conformance_abi_example COMMAND /bin/sh
+  ${CCM_CONF_DIR}/check-guide-example.sh
+  ${PROJECT_SOURCE_DIR}/abi/ABI.md
+  ${PROJECT_SOURCE_DIR}/examples/tiny-module/tiny.c
+  examples/tiny-module/tiny.c)
+set_tests_properties(conformance_guide_example conformance_abi_example
+  PROPERTIES LABELS conformance)
