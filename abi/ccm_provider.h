@@ -266,7 +266,8 @@ struct ccm_host_api {
   /* HTTP through the host (libcurl): connection reuse, TLS settings, rate
    * limit, metrics, redaction and fault injection. On CCM_OK *out holds a
    * response (any HTTP status) to release with http_release. Transport
-   * failures return CCM_ERR_RETRY (timeouts, refused) or CCM_ERR_INVALID. 1.0 */
+   * failures return CCM_ERR_RETRY (timeouts, refused, reset), CCM_ERR_INTERNAL
+   * (a certificate that does not verify) or CCM_ERR_INVALID (bad request). 1.0 */
   int (*http_do)(struct ccm_host *host, struct ccm_call *call,
                  const struct ccm_http_request *req,
                  struct ccm_http_response **out);

@@ -871,8 +871,15 @@ static int http_curl_status(CURLcode cc)
   case CURLE_OUT_OF_MEMORY:
   case CURLE_WRITE_ERROR:
     return CCM_ERR_INTERNAL;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CERTPROBLEM:
+    /* A certificate that does not verify will not verify on the next try:
+     * no fixed-delay retry; the caller backs off exponentially. */
+    return CCM_ERR_INTERNAL;
   default:
-    /* Timeouts, refused, reset, TLS and DNS trouble: worth another try. */
+    /* Timeouts, refused, reset, handshake and DNS trouble: worth another
+     * try. */
     return CCM_ERR_RETRY;
   }
 }

@@ -537,12 +537,13 @@ static void test_tls_settings(void **state)
   char u[256];
 
   (void)state;
-  /* TLS to a plain-HTTP port with a missing CA file cannot succeed, and a
-   * transport failure is worth a retry, never a crash or a 200. */
+  /* TLS with a CA file that does not exist cannot succeed: a configuration
+   * problem, reported as internal (exponential back-off, no fixed-delay
+   * retry), never a crash or a 200. */
   snprintf(u, sizeof u, "https://127.0.0.1:%u/echo", (unsigned)srv.port);
   req.url = u;
   call_init(&call, 5000);
-  assert_int_equal(api->http_do(h, &call, &req, &r), CCM_ERR_RETRY);
+  assert_int_equal(api->http_do(h, &call, &req, &r), CCM_ERR_INTERNAL);
   assert_null(r);
   assert_non_null(strstr(call.error, "https://127.0.0.1"));
   host_free(h);

@@ -3,7 +3,7 @@
 # valgrind and ASan cannot share a process.
 if(NOT CCM_SANITIZE)
   find_program(VALGRIND valgrind REQUIRED)
-  foreach(t test_loader test_registry test_lab)
+  foreach(t test_loader test_registry test_lab test_http_tls)
     add_test(NAME valgrind_${t} COMMAND ${VALGRIND} --quiet
       --error-exitcode=99 --leak-check=full
       --errors-for-leak-kinds=definite --show-leak-kinds=definite
