@@ -1,0 +1,578 @@
+/*
+ * events.c: the Event recorder: a bounded queue, one sender thread, a
+ * correlator cache (key -> Event name, count, firstTimestamp) and
+ * per-object spam buckets. The lock guards the queue, the caches and the
+ * stats; the sender drops it before every API call.
+ */
+#include "kube/events.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "kube/writes.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define CCM_EVENTS_BUCKETS 1024
+#define CCM_EVENTS_LOG "events"
+
+struct ev_item {
+  struct ev_item *next;
+  char *api_version, *kind, *ns, *name, *uid, *rv;
+  char *type, *reason, *message;
+  char ts[32]; /* RFC 3339, seconds */
+  int64_t ts_ns;
+};
+
+/* One cache entry: correlator (Event name, count) or spam bucket. */
+struct ev_entry {
+  struct ev_entry *next;
+  char *key;
+  uint64_t used;
+  /* correlator */
+  char *event_name;
+  char *event_ns;
+  long count;
+  char first_ts[32];
+  /* spam filter */
+  struct limiter bucket;
+  bool has_bucket;
+};
+
+struct ev_cache {
+  struct ev_entry *b[CCM_EVENTS_BUCKETS];
+  size_t n;
+  size_t max;
+};
+
+struct kube_events {
+  struct kube_client *client;
+  char *component;
+  char *host;
+  double spam_qps;
+  int spam_burst;
+  size_t queue_max;
+  limiter_clock_fn *clock;
+  void *clock_ud;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;      /* queue non-empty, or stop */
+  pthread_cond_t idle;      /* pending reached 0 */
+  struct ev_item *head, *tail;
+  size_t queued;
+  size_t pending;           /* queued + in flight */
+  bool stop;
+  uint64_t tick;
+  struct ev_cache corr;
+  struct ev_cache spam;
+  struct kube_events_stats stats;
+  pthread_t thread;
+};
+
+/* ---- cache ---------------------------------------------------------------- */
+
+static uint32_t ev_hash(const char *s)
+{
+  uint32_t h = 2166136261u;
+
+  for (; *s != '\0'; s++) {
+    h ^= (unsigned char)*s;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+static void ev_entry_free(struct ev_entry *en)
+{
+  if (en->has_bucket)
+    limiter_destroy(&en->bucket);
+  mem_free(en->key);
+  mem_free(en->event_name);
+  mem_free(en->event_ns);
+  mem_free(en);
+}
+
+static struct ev_entry *ev_find(struct ev_cache *c, const char *key,
+                                uint64_t tick)
+{
+  struct ev_entry *en;
+
+  for (en = c->b[ev_hash(key) % CCM_EVENTS_BUCKETS]; en != NULL;
+       en = en->next) {
+    if (strcmp(en->key, key) == 0) {
+      en->used = tick;
+      return en;
+    }
+  }
+  return NULL;
+}
+
+/* Drop the least recently used entry (linear: only when full). */
+static void ev_evict(struct ev_cache *c)
+{
+  struct ev_entry **best = NULL, **pp, *victim;
+  size_t i;
+
+  for (i = 0; i < CCM_EVENTS_BUCKETS; i++) {
+    for (pp = &c->b[i]; *pp != NULL; pp = &(*pp)->next) {
+      if (best == NULL || (*pp)->used < (*best)->used)
+        best = pp;
+    }
+  }
+  if (best == NULL)
+    return;
+  victim = *best;
+  *best = victim->next;
+  ev_entry_free(victim);
+  c->n--;
+}
+
+static struct ev_entry *ev_add(struct ev_cache *c, const char *key,
+                               uint64_t tick)
+{
+  struct ev_entry *en;
+  uint32_t h;
+
+  if (c->n >= c->max)
+    ev_evict(c);
+  en = mem_calloc(1, sizeof *en);
+  if (en == NULL)
+    return NULL;
+  en->key = mem_strdup(key);
+  if (en->key == NULL) {
+    mem_free(en);
+    return NULL;
+  }
+  en->used = tick;
+  h = ev_hash(key) % CCM_EVENTS_BUCKETS;
+  en->next = c->b[h];
+  c->b[h] = en;
+  c->n++;
+  return en;
+}
+
+static void ev_cache_clear(struct ev_cache *c)
+{
+  struct ev_entry *en, *next;
+  size_t i;
+
+  for (i = 0; i < CCM_EVENTS_BUCKETS; i++) {
+    for (en = c->b[i]; en != NULL; en = next) {
+      next = en->next;
+      ev_entry_free(en);
+    }
+    c->b[i] = NULL;
+  }
+  c->n = 0;
+}
+
+/* ---- items ------------------------------------------------------------------ */
+
+static void ev_item_free(struct ev_item *it)
+{
+  if (it == NULL)
+    return;
+  mem_free(it->api_version);
+  mem_free(it->kind);
+  mem_free(it->ns);
+  mem_free(it->name);
+  mem_free(it->uid);
+  mem_free(it->rv);
+  mem_free(it->type);
+  mem_free(it->reason);
+  mem_free(it->message);
+  mem_free(it);
+}
+
+static char *ev_dup(const char *s)
+{
+  return mem_strdup(s != NULL ? s : "");
+}
+
+static void ev_now(struct ev_item *it)
+{
+  struct timespec ts;
+  struct tm tm;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  strftime(it->ts, sizeof it->ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  it->ts_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Keys; fields are joined with a byte that cannot appear in them. */
+static char *ev_key(const struct kube_events *e, const struct ev_item *it,
+                    bool with_event)
+{
+  size_t n;
+  char *k;
+
+  n = strlen(e->component) + strlen(e->host) + strlen(it->api_version) +
+      strlen(it->kind) + strlen(it->ns) + strlen(it->name) + strlen(it->uid) +
+      strlen(it->type) + strlen(it->reason) + strlen(it->message) + 16;
+  k = mem_alloc(n);
+  if (k == NULL)
+    return NULL;
+  if (with_event)
+    snprintf(k, n, "%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s",
+             e->component, e->host, it->api_version, it->kind, it->ns,
+             it->name, it->uid, it->type, it->reason, it->message);
+  else
+    snprintf(k, n, "%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s", e->component,
+             e->host, it->api_version, it->kind, it->ns, it->name, it->uid);
+  return k;
+}
+
+/* ---- API calls (no lock held) ---------------------------------------------- */
+
+static const char *ev_ns(const struct ev_item *it)
+{
+  return it->ns[0] != '\0' ? it->ns : "default";
+}
+
+static cJSON *ev_body(const struct kube_events *e, const struct ev_item *it,
+                      const char *name, long count, const char *first_ts)
+{
+  cJSON *o = cJSON_CreateObject(), *meta, *inv, *src;
+  bool ok;
+
+  meta = cJSON_AddObjectToObject(o, "metadata");
+  inv = cJSON_AddObjectToObject(o, "involvedObject");
+  src = cJSON_AddObjectToObject(o, "source");
+  ok = meta != NULL && inv != NULL && src != NULL &&
+       cJSON_AddStringToObject(o, "apiVersion", "v1") != NULL &&
+       cJSON_AddStringToObject(o, "kind", "Event") != NULL &&
+       cJSON_AddStringToObject(meta, "name", name) != NULL &&
+       cJSON_AddStringToObject(meta, "namespace", ev_ns(it)) != NULL &&
+       cJSON_AddStringToObject(inv, "kind", it->kind) != NULL &&
+       cJSON_AddStringToObject(inv, "name", it->name) != NULL &&
+       cJSON_AddStringToObject(inv, "apiVersion", it->api_version) != NULL &&
+       cJSON_AddStringToObject(o, "reason", it->reason) != NULL &&
+       cJSON_AddStringToObject(o, "message", it->message) != NULL &&
+       cJSON_AddStringToObject(o, "type", it->type) != NULL &&
+       cJSON_AddStringToObject(src, "component", e->component) != NULL &&
+       cJSON_AddStringToObject(o, "firstTimestamp", first_ts) != NULL &&
+       cJSON_AddStringToObject(o, "lastTimestamp", it->ts) != NULL &&
+       cJSON_AddNumberToObject(o, "count", (double)count) != NULL &&
+       cJSON_AddStringToObject(o, "reportingComponent", e->component) !=
+           NULL &&
+       cJSON_AddStringToObject(o, "reportingInstance", e->host) != NULL;
+  if (ok && it->ns[0] != '\0')
+    ok = cJSON_AddStringToObject(inv, "namespace", it->ns) != NULL;
+  if (ok && it->uid[0] != '\0')
+    ok = cJSON_AddStringToObject(inv, "uid", it->uid) != NULL;
+  if (ok && it->rv[0] != '\0')
+    ok = cJSON_AddStringToObject(inv, "resourceVersion", it->rv) != NULL;
+  if (ok && e->host[0] != '\0')
+    ok = cJSON_AddStringToObject(src, "host", e->host) != NULL;
+  if (!ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  return o;
+}
+
+static int ev_create(struct kube_events *e, const struct ev_item *it,
+                     const char *name, long count, const char *first_ts)
+{
+  char path[512], msg[256];
+  cJSON *body;
+  int st;
+
+  if (kube_path(path, sizeof path, "/api/v1", "events", ev_ns(it), NULL,
+                NULL) != 0)
+    return KUBE_ERROR;
+  body = ev_body(e, it, name, count, first_ts);
+  if (body == NULL)
+    return KUBE_ERROR;
+  st = kube_create(e->client, path, body, NULL, msg, sizeof msg);
+  cJSON_Delete(body);
+  if (st != KUBE_OK)
+    log_msg(CCM_LOG_DEBUG, CCM_EVENTS_LOG, "create event %s/%s: %s",
+            ev_ns(it), name, msg);
+  return st;
+}
+
+static int ev_patch(struct kube_events *e, const struct ev_item *it,
+                    const char *ns, const char *name, long count)
+{
+  char path[512], msg[256];
+  cJSON *p = cJSON_CreateObject();
+  int st = KUBE_ERROR;
+
+  (void)e;
+  if (p == NULL ||
+      cJSON_AddNumberToObject(p, "count", (double)count) == NULL ||
+      cJSON_AddStringToObject(p, "lastTimestamp", it->ts) == NULL ||
+      cJSON_AddStringToObject(p, "message", it->message) == NULL ||
+      kube_path(path, sizeof path, "/api/v1", "events", ns, name, NULL) != 0)
+    goto done;
+  st = kube_patch_merge(e->client, path, p, NULL, msg, sizeof msg);
+  if (st != KUBE_OK && st != KUBE_NOT_FOUND)
+    log_msg(CCM_LOG_DEBUG, CCM_EVENTS_LOG, "patch event %s/%s: %s", ns,
+            name, msg);
+done:
+  cJSON_Delete(p);
+  return st;
+}
+
+/* ---- the sender --------------------------------------------------------------- */
+
+static void ev_send(struct kube_events *e, struct ev_item *it)
+{
+  struct ev_entry *en;
+  char *skey = NULL, *ckey = NULL, *name = NULL, *ns = NULL;
+  char first_ts[32], gen[300];
+  long count = 1;
+  bool patch = false;
+  int st;
+
+  skey = ev_key(e, it, false);
+  ckey = ev_key(e, it, true);
+  if (skey == NULL || ckey == NULL)
+    goto fail;
+
+  pthread_mutex_lock(&e->lock);
+  e->tick++;
+  if (e->spam_qps > 0) {
+    en = ev_find(&e->spam, skey, e->tick);
+    if (en == NULL) {
+      en = ev_add(&e->spam, skey, e->tick);
+      if (en != NULL) {
+        limiter_init(&en->bucket, e->spam_qps, e->spam_burst, e->clock,
+                     e->clock_ud);
+        en->has_bucket = true;
+      }
+    }
+    if (en != NULL && limiter_try(&en->bucket) != 0) {
+      e->stats.dropped_spam++;
+      pthread_mutex_unlock(&e->lock);
+      goto done;
+    }
+  }
+  en = ev_find(&e->corr, ckey, e->tick);
+  if (en != NULL && en->event_name != NULL) {
+    patch = true;
+    count = en->count + 1;
+    en->count = count; /* claim the count before the call */
+    name = mem_strdup(en->event_name);
+    ns = mem_strdup(en->event_ns);
+    snprintf(first_ts, sizeof first_ts, "%s", en->first_ts);
+  } else {
+    snprintf(first_ts, sizeof first_ts, "%s", it->ts);
+  }
+  pthread_mutex_unlock(&e->lock);
+
+  st = KUBE_NOT_FOUND;
+  if (patch && name != NULL && ns != NULL) {
+    st = ev_patch(e, it, ns, name, count);
+    if (st == KUBE_OK) {
+      pthread_mutex_lock(&e->lock);
+      e->stats.patched++;
+      pthread_mutex_unlock(&e->lock);
+      goto done;
+    }
+  }
+  if (st != KUBE_NOT_FOUND)
+    goto fail;
+  /* New, or the aggregated Event was deleted: create it (with the count,
+   * as client-go does). */
+  snprintf(gen, sizeof gen, "%s.%llx", it->name,
+           (unsigned long long)it->ts_ns);
+  st = ev_create(e, it, gen, count, first_ts);
+  if (st != KUBE_OK)
+    goto fail;
+  pthread_mutex_lock(&e->lock);
+  e->stats.created++;
+  en = ev_find(&e->corr, ckey, e->tick);
+  if (en == NULL)
+    en = ev_add(&e->corr, ckey, e->tick);
+  if (en != NULL) {
+    mem_free(en->event_name);
+    mem_free(en->event_ns);
+    en->event_name = mem_strdup(gen);
+    en->event_ns = mem_strdup(ev_ns(it));
+    en->count = count;
+    snprintf(en->first_ts, sizeof en->first_ts, "%s", first_ts);
+    if (en->event_name == NULL || en->event_ns == NULL) {
+      mem_free(en->event_name);
+      en->event_name = NULL;
+    }
+  }
+  pthread_mutex_unlock(&e->lock);
+  goto done;
+fail:
+  pthread_mutex_lock(&e->lock);
+  e->stats.failed++;
+  pthread_mutex_unlock(&e->lock);
+done:
+  mem_free(skey);
+  mem_free(ckey);
+  mem_free(name);
+  mem_free(ns);
+}
+
+static void *ev_main(void *arg)
+{
+  struct kube_events *e = arg;
+  struct ev_item *it;
+
+  pthread_mutex_lock(&e->lock);
+  for (;;) {
+    while (e->head == NULL && !e->stop)
+      pthread_cond_wait(&e->cond, &e->lock);
+    if (e->head == NULL)
+      break;
+    it = e->head;
+    e->head = it->next;
+    if (e->head == NULL)
+      e->tail = NULL;
+    e->queued--;
+    pthread_mutex_unlock(&e->lock);
+    ev_send(e, it);
+    ev_item_free(it);
+    pthread_mutex_lock(&e->lock);
+    e->pending--;
+    if (e->pending == 0)
+      pthread_cond_broadcast(&e->idle);
+  }
+  pthread_mutex_unlock(&e->lock);
+  return NULL;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+int kube_events_new(struct kube_client *c, const struct kube_events_opts *o,
+                    struct kube_events **out, char *err, size_t errlen)
+{
+  struct kube_events *e;
+
+  *out = NULL;
+  e = mem_calloc(1, sizeof *e);
+  if (e == NULL)
+    goto oom;
+  e->client = c;
+  e->component = ev_dup(o->component != NULL ? o->component : "ccm-host");
+  e->host = ev_dup(o->host);
+  if (e->component == NULL || e->host == NULL)
+    goto oom;
+  e->spam_qps = o->spam_qps != 0 ? o->spam_qps : CCM_EVENTS_SPAM_QPS;
+  e->spam_burst = o->spam_burst > 0 ? o->spam_burst : CCM_EVENTS_SPAM_BURST;
+  e->queue_max = o->queue_max > 0 ? o->queue_max : CCM_EVENTS_QUEUE_MAX;
+  e->corr.max = o->cache_max > 0 ? o->cache_max : CCM_EVENTS_CACHE_MAX;
+  e->spam.max = e->corr.max;
+  e->clock = o->clock;
+  e->clock_ud = o->clock_ud;
+  pthread_mutex_init(&e->lock, NULL);
+  pthread_cond_init(&e->cond, NULL);
+  pthread_cond_init(&e->idle, NULL);
+  if (pthread_create(&e->thread, NULL, ev_main, e) != 0) {
+    snprintf(err, errlen, "events: cannot start the sender thread");
+    pthread_cond_destroy(&e->idle);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    goto fail;
+  }
+  *out = e;
+  return 0;
+oom:
+  snprintf(err, errlen, "events: out of memory");
+fail:
+  if (e != NULL) {
+    mem_free(e->component);
+    mem_free(e->host);
+    mem_free(e);
+  }
+  return -1;
+}
+
+void kube_events_free(struct kube_events *e)
+{
+  if (e == NULL)
+    return;
+  pthread_mutex_lock(&e->lock);
+  e->stop = true;
+  pthread_cond_broadcast(&e->cond);
+  pthread_mutex_unlock(&e->lock);
+  pthread_join(e->thread, NULL);
+  ev_cache_clear(&e->corr);
+  ev_cache_clear(&e->spam);
+  pthread_cond_destroy(&e->idle);
+  pthread_cond_destroy(&e->cond);
+  pthread_mutex_destroy(&e->lock);
+  mem_free(e->component);
+  mem_free(e->host);
+  mem_free(e);
+}
+
+int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
+                    const char *type, const char *reason, const char *fmt,
+                    ...)
+{
+  struct ev_item *it;
+  char msg[CCM_EVENTS_MESSAGE_MAX + 1];
+  va_list ap;
+
+  va_start(ap, fmt);
+  log_vformat(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  it = mem_calloc(1, sizeof *it);
+  if (it == NULL)
+    return -1;
+  it->api_version = ev_dup(obj->api_version);
+  it->kind = ev_dup(obj->kind);
+  it->ns = ev_dup(obj->ns);
+  it->name = ev_dup(obj->name);
+  it->uid = ev_dup(obj->uid);
+  it->rv = ev_dup(obj->resource_version);
+  it->type = ev_dup(type != NULL ? type : "Normal");
+  it->reason = ev_dup(reason);
+  it->message = ev_dup(msg);
+  if (it->api_version == NULL || it->kind == NULL || it->ns == NULL ||
+      it->name == NULL || it->uid == NULL || it->rv == NULL ||
+      it->type == NULL || it->reason == NULL || it->message == NULL) {
+    ev_item_free(it);
+    return -1;
+  }
+  ev_now(it);
+  pthread_mutex_lock(&e->lock);
+  if (e->queued >= e->queue_max || e->stop) {
+    e->stats.dropped_queue++;
+    pthread_mutex_unlock(&e->lock);
+    ev_item_free(it);
+    return -1;
+  }
+  if (e->tail != NULL)
+    e->tail->next = it;
+  else
+    e->head = it;
+  e->tail = it;
+  e->queued++;
+  e->pending++;
+  e->stats.emitted++;
+  pthread_cond_signal(&e->cond);
+  pthread_mutex_unlock(&e->lock);
+  return 0;
+}
+
+void kube_events_flush(struct kube_events *e)
+{
+  pthread_mutex_lock(&e->lock);
+  while (e->pending > 0)
+    pthread_cond_wait(&e->idle, &e->lock);
+  pthread_mutex_unlock(&e->lock);
+}
+
+void kube_events_get_stats(struct kube_events *e,
+                           struct kube_events_stats *out)
+{
+  pthread_mutex_lock(&e->lock);
+  *out = e->stats;
+  pthread_mutex_unlock(&e->lock);
+}
