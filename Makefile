@@ -9,9 +9,9 @@ CTEST_ARGS ?=
 DEB_PACKAGES = build-essential cmake pkg-config python3 \
   libconfig-dev libcjson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
   libyaml-dev openssl \
-  abigail-tools valgrind
+  abigail-tools valgrind clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo bench sanitize abi-baseline config-docs clean
+.PHONY: all deps build test demo bench fuzz sanitize abi-baseline config-docs clean
 
 all: build
 
@@ -47,14 +47,20 @@ demo: build
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
 
-# The unit, ABI, conformance and CLI layers again under ASan and UBSan.
+# Opt-in long fuzz runs (the suite runs each target briefly).
+FUZZ_SECONDS ?= 3600
+fuzz: build
+	sh tests/fuzz/run_fuzz.sh . $(BUILD)/fuzz -max_total_time=$(FUZZ_SECONDS)
+
+# The unit, ABI, conformance, CLI and Kubernetes-client layers again under
+# ASan and UBSan.
 sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCCM_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) \
-	  -L 'unit|abi|conformance|cli' $(CTEST_ARGS)
+	  -L 'unit|abi|conformance|cli|kube' $(CTEST_ARGS)
 
 # After a deliberate, reviewed ABI change (with a CCM_ABI_MINOR bump).
 abi-baseline:
