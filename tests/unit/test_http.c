@@ -39,7 +39,10 @@ struct server {
   uint16_t port;
   pthread_t thread;
   atomic_bool stop;
-  atomic_int accepted;
+  /* Connections that carried at least one request. Counting accepts alone
+   * races with a previous test's late, request-less connection (a TLS
+   * probe the accept thread picks up after the next test began). */
+  atomic_int answering;
   pthread_mutex_t lock;
   int fds[SRV_MAX_CONNS];
   pthread_t threads[SRV_MAX_CONNS];
@@ -168,6 +171,7 @@ static void *srv_conn_main(void *arg)
   int fd = (int)(intptr_t)arg;
   char *buf = malloc(SRV_MAX_REQ + 1);
   size_t have = 0;
+  bool answered = false;
 
   if (buf == NULL)
     return NULL;
@@ -192,6 +196,10 @@ static void *srv_conn_main(void *arg)
     if (strncmp(buf + strcspn(buf, " ") + 1, "/close", 6) == 0)
       break; /* drop the connection without an answer */
     end[2] = '\0'; /* head ends after the last header line */
+    if (!answered) {
+      answered = true;
+      atomic_fetch_add(&srv.answering, 1);
+    }
     srv_handle(fd, buf, buf + head_len, body_len);
     memmove(buf, buf + head_len + body_len, have - head_len - body_len);
     have -= head_len + body_len;
@@ -214,7 +222,6 @@ static void *srv_accept_main(void *arg)
     fd = accept(srv.lfd, NULL, NULL);
     if (fd < 0)
       continue;
-    atomic_fetch_add(&srv.accepted, 1);
     pthread_mutex_lock(&srv.lock);
     if (srv.n < SRV_MAX_CONNS &&
         pthread_create(&srv.threads[srv.n], NULL, srv_conn_main,
@@ -556,12 +563,12 @@ static void test_connection_reuse(void **state)
   int before, i;
 
   (void)state;
-  before = atomic_load(&srv.accepted);
+  before = atomic_load(&srv.answering);
   for (i = 0; i < 6; i++) {
     assert_int_equal(get(h, "/echo", &status), CCM_OK);
     assert_int_equal(status, 200);
   }
-  assert_int_equal(atomic_load(&srv.accepted) - before, 1);
+  assert_int_equal(atomic_load(&srv.answering) - before, 1);
   host_free(h);
 }
 
@@ -588,7 +595,7 @@ static void test_concurrent_requests(void **state)
   struct ccm_host *h = new_host("t-conc", NULL);
   struct conc_arg args[4];
   pthread_t th[4];
-  int i, before = atomic_load(&srv.accepted);
+  int i, before = atomic_load(&srv.answering);
 
   (void)state;
   for (i = 0; i < 4; i++) {
@@ -601,7 +608,7 @@ static void test_concurrent_requests(void **state)
     assert_int_equal(args[i].ok, 10);
   }
   /* Handles are pooled: never more connections than concurrent users. */
-  assert_true(atomic_load(&srv.accepted) - before <= 4);
+  assert_true(atomic_load(&srv.answering) - before <= 4);
   host_free(h);
 }
 
@@ -642,7 +649,7 @@ static void test_faults(void **state)
 
   (void)state;
   assert_int_equal(http_fault_add(h->http, &f), CCM_OK);
-  before = atomic_load(&srv.accepted);
+  before = atomic_load(&srv.answering);
   for (i = 0; i < 2; i++) {
     call_init(&call, 10000);
     assert_int_equal(do_req(h, &call, "GET", "/echo", NULL, NULL, 0, &r),
@@ -651,7 +658,7 @@ static void test_faults(void **state)
     assert_string_equal(api->http_body(r, NULL), "boom");
     api->http_release(r);
   }
-  assert_int_equal(atomic_load(&srv.accepted), before); /* never sent */
+  assert_int_equal(atomic_load(&srv.answering), before); /* never sent */
   call_init(&call, 10000);
   assert_int_equal(do_req(h, &call, "GET", "/echo", NULL, NULL, 0, &r), CCM_OK);
   assert_int_equal(api->http_status(r), 200);
