@@ -648,7 +648,11 @@ int kube_request_ex(struct kube_client *c, const char *method,
         attempt >= tries)
       break;
     if (b.retry_after >= 0) {
-      wait_ms = b.retry_after * 1000;
+      /* Compare in seconds first: a huge header value would overflow. */
+      if (b.retry_after > (long)(c->retry_after_max_ms / 1000))
+        wait_ms = c->retry_after_max_ms;
+      else
+        wait_ms = (int64_t)b.retry_after * 1000;
       if (wait_ms > c->retry_after_max_ms)
         wait_ms = c->retry_after_max_ms;
     } else {

@@ -105,6 +105,14 @@ char *kubeconfig_base64_decode(const char *in, size_t *outlen)
   clean[n] = '\0';
   if (n % 4 != 0)
     goto fail;
+  /* EVP_DecodeBlock reads '=' anywhere as zero bits: padding may only be
+   * the last one or two characters. */
+  for (i = 0; i < n; i++) {
+    if (clean[i] == '=' && i + 2 < n)
+      goto fail;
+  }
+  if (n >= 2 && clean[n - 2] == '=' && clean[n - 1] != '=')
+    goto fail;
   out = mem_alloc(n / 4 * 3 + 1);
   if (out == NULL)
     goto fail;
@@ -130,6 +138,51 @@ fail:
   return NULL;
 }
 
+/* A token goes into an HTTP header: a control character (CR, LF, ...)
+ * would split it into other headers. */
+static bool kc_token_ok(const char *tok)
+{
+  const unsigned char *p;
+
+  for (p = (const unsigned char *)tok; *p != '\0'; p++) {
+    if (*p < 0x20 || *p == 0x7f)
+      return false;
+  }
+  return true;
+}
+
+/* A server URL may carry credentials ("https://user:pass@host"); the URL
+ * is logged, so register them before anything prints it. */
+static void kc_register_userinfo(const char *url)
+{
+  const char *p = strstr(url, "://"), *end, *at, *colon;
+  char *ui;
+
+  if (p == NULL)
+    return;
+  p += 3;
+  end = p + strcspn(p, "/?#");
+  at = NULL;
+  for (colon = p; colon < end; colon++) {
+    if (*colon == '@')
+      at = colon;
+  }
+  if (at == NULL)
+    return;
+  ui = mem_strndup(p, (size_t)(at - p));
+  if (ui == NULL) {
+    /* Fail closed: the log withholds text it cannot redact. */
+    log_secret_add(url);
+    return;
+  }
+  log_secret_add(ui);
+  colon = strchr(ui, ':');
+  if (colon != NULL)
+    log_secret_add(colon + 1);
+  memset(ui, 0, strlen(ui));
+  mem_free(ui);
+}
+
 char *kubeconfig_read_token(const char *path, char *err, size_t errlen)
 {
   char *buf, *s, *e;
@@ -153,6 +206,11 @@ char *kubeconfig_read_token(const char *path, char *err, size_t errlen)
     return NULL;
   }
   log_secret_add(buf);
+  if (!kc_token_ok(buf)) {
+    kc_err(err, errlen, "%s: token contains a control character", path);
+    mem_free(buf);
+    return NULL;
+  }
   return buf;
 }
 
@@ -293,8 +351,8 @@ static int kc_data(const char *path, const char *field, const char *b64,
 }
 
 static int kc_resolve_doc(const char *path, yaml_document_t *doc,
-                          const char *context, struct kube_conn *out,
-                          char *err, size_t errlen)
+                          const char *context, unsigned flags,
+                          struct kube_conn *out, char *err, size_t errlen)
 {
   yaml_node_t *root = yaml_document_get_root_node(doc);
   yaml_node_t *ctx, *cluster, *user = NULL;
@@ -343,9 +401,16 @@ static int kc_resolve_doc(const char *path, yaml_document_t *doc,
     kc_err(err, errlen, "%s: cluster \"%s\" has no server", path, cname);
     return -1;
   }
+  kc_register_userinfo(v);
   out->server = kc_strip_slash(mem_strdup(v));
   if (out->server == NULL)
     goto oom;
+  /* A quoted "" or a lone "/" is no server either. */
+  if (out->server[0] == '\0') {
+    kc_err(err, errlen, "%s: cluster \"%s\" has an empty server", path,
+           cname);
+    return -1;
+  }
   out->insecure = kc_true(kc_scalar(doc, cluster, "insecure-skip-tls-verify"));
   v = kc_scalar(doc, cluster, "certificate-authority-data");
   if (v != NULL) {
@@ -404,6 +469,11 @@ static int kc_resolve_doc(const char *path, yaml_document_t *doc,
     v = kc_scalar(doc, user, "token");
     if (v != NULL) {
       log_secret_add(v);
+      if (!kc_token_ok(v)) {
+        kc_err(err, errlen, "%s: user \"%s\": token contains a control "
+               "character", path, uname);
+        return -1;
+      }
       out->token = mem_strdup(v);
       if (out->token == NULL)
         goto oom;
@@ -413,9 +483,11 @@ static int kc_resolve_doc(const char *path, yaml_document_t *doc,
         out->token_file = kc_path(path, v);
         if (out->token_file == NULL)
           goto oom;
-        out->token = kubeconfig_read_token(out->token_file, err, errlen);
-        if (out->token == NULL)
-          return -1;
+        if ((flags & CCM_KUBECONFIG_NO_FILES) == 0) {
+          out->token = kubeconfig_read_token(out->token_file, err, errlen);
+          if (out->token == NULL)
+            return -1;
+        }
       }
     }
   }
@@ -425,20 +497,16 @@ oom:
   return -1;
 }
 
-int kubeconfig_load(const char *path, const char *context,
-                    struct kube_conn *out, char *err, size_t errlen)
+int kubeconfig_parse(const char *text, size_t len, const char *path,
+                     const char *context, unsigned flags,
+                     struct kube_conn *out, char *err, size_t errlen)
 {
   yaml_parser_t parser;
   yaml_document_t doc;
   bool have_parser = false, have_doc = false;
-  char *text = NULL;
-  size_t len = 0;
   int rc = -1;
 
   memset(out, 0, sizeof *out);
-  text = kc_read_file(path, &len, err, errlen);
-  if (text == NULL)
-    goto fail;
   if (!yaml_parser_initialize(&parser)) {
     kc_err(err, errlen, "%s: cannot initialise the YAML parser", path);
     goto fail;
@@ -455,7 +523,7 @@ int kubeconfig_load(const char *path, const char *context,
     goto fail;
   }
   have_doc = true;
-  if (kc_resolve_doc(path, &doc, context, out, err, errlen) != 0)
+  if (kc_resolve_doc(path, &doc, context, flags, out, err, errlen) != 0)
     goto fail;
   out->source = mem_strdup(path);
   if (out->source == NULL) {
@@ -468,9 +536,24 @@ fail:
     yaml_document_delete(&doc);
   if (have_parser)
     yaml_parser_delete(&parser);
-  mem_free(text);
   if (rc != 0)
     kube_conn_clear(out);
+  return rc;
+}
+
+int kubeconfig_load(const char *path, const char *context,
+                    struct kube_conn *out, char *err, size_t errlen)
+{
+  char *text;
+  size_t len = 0;
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  text = kc_read_file(path, &len, err, errlen);
+  if (text == NULL)
+    return -1;
+  rc = kubeconfig_parse(text, len, path, context, 0, out, err, errlen);
+  mem_free(text);
   return rc;
 }
 
@@ -548,6 +631,7 @@ int kubeconfig_resolve(const char *kubeconfig, const char *context,
       goto oom;
   }
   if (master != NULL && master[0] != '\0') {
+    kc_register_userinfo(master);
     s = kc_strip_slash(mem_strdup(master));
     if (s == NULL)
       goto oom;

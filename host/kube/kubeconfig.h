@@ -39,6 +39,19 @@ struct kube_conn {
 int kubeconfig_load(const char *path, const char *context,
                     struct kube_conn *out, char *err, size_t errlen);
 
+/* kubeconfig_parse flags. NO_FILES: read no file the kubeconfig names
+ * (tokenFile is resolved into token_file but not read, token stays NULL);
+ * for fuzzing and checks of untrusted text. The other referenced files
+ * (CA, client cert and key) are never read here, only by the client. */
+#define CCM_KUBECONFIG_NO_FILES 0x1u
+
+/* Parse a kubeconfig held in memory: text[0..len) (need not be
+ * NUL-terminated), path names it in errors and anchors relative paths.
+ * Otherwise as kubeconfig_load; out->source is a copy of path. */
+int kubeconfig_parse(const char *text, size_t len, const char *path,
+                     const char *context, unsigned flags,
+                     struct kube_conn *out, char *err, size_t errlen);
+
 /* In-cluster: KUBERNETES_SERVICE_HOST/_PORT, token and ca.crt from the
  * service-account directory. Returns 0 or -1 with err. */
 int kubeconfig_in_cluster(struct kube_conn *out, char *err, size_t errlen);

@@ -1,5 +1,6 @@
-# Fuzz layer (label fuzz): each libFuzzer target built by clang and run
-# briefly on its seed corpus. Skips (77) without clang. A long run:
+# Fuzz layer (label fuzz): each libFuzzer target (fuzz_kube_decode,
+# fuzz_kubeconfig) built by clang and run about 15 s on its seed corpus.
+# Skips (77) without clang. A long run, per target:
 #   tests/fuzz/run_fuzz.sh . build/fuzz -max_total_time=3600
 add_test(NAME fuzz_short COMMAND /bin/sh
   ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh ${PROJECT_SOURCE_DIR}

@@ -371,6 +371,177 @@ static void test_base64(void **state)
   assert_null(kubeconfig_base64_decode("abc", &n));
 }
 
+/* kubeconfig_parse reads from memory (no NUL needed) and, with NO_FILES,
+ * records a tokenFile without opening it. */
+static void test_parse_buffer_no_files(void **state)
+{
+  struct kube_conn c;
+  char tok[512], kcpath[512], err[256];
+  char text[600];
+  int n;
+
+  (void)state;
+  write_file("buftok", "buffer-file-token\n", tok, sizeof tok);
+  snprintf(kcpath, sizeof kcpath, "%s/kcbuf", dir);
+  n = snprintf(text, sizeof text,
+               "current-context: a\n"
+               "clusters: [{name: c, cluster: {server: https://x/}}]\n"
+               "contexts: [{name: a, context: {cluster: c, user: u}}]\n"
+               "users: [{name: u, user: {tokenFile: buftok}}]\n"
+               "GARBAGE-AFTER-LEN: [");
+  assert_true(n > 0);
+  /* Only the first len bytes count: the unclosed flow after them is
+   * never seen. */
+  assert_int_equal(kubeconfig_parse(text, (size_t)(strstr(text, "GARBAGE") -
+                                                   text),
+                                    kcpath, NULL, CCM_KUBECONFIG_NO_FILES, &c,
+                                    err, sizeof err), 0);
+  assert_string_equal(c.server, "https://x");
+  assert_string_equal(c.token_file, tok);
+  assert_null(c.token);
+  assert_string_equal(c.source, kcpath);
+  kube_conn_clear(&c);
+
+  /* Without the flag the file is read. */
+  assert_int_equal(kubeconfig_parse(text, (size_t)(strstr(text, "GARBAGE") -
+                                                   text),
+                                    kcpath, NULL, 0, &c, err, sizeof err), 0);
+  assert_string_equal(c.token, "buffer-file-token");
+  kube_conn_clear(&c);
+
+  /* The whole text is malformed YAML; the error names the path. */
+  assert_int_equal(kubeconfig_parse(text, strlen(text), kcpath, NULL,
+                                    CCM_KUBECONFIG_NO_FILES, &c, err,
+                                    sizeof err), -1);
+  assert_non_null(strstr(err, kcpath));
+  assert_non_null(strstr(err, "YAML error"));
+  assert_null(c.server);
+
+  /* Empty input is not a kubeconfig. */
+  assert_int_equal(kubeconfig_parse("", 0, kcpath, NULL,
+                                    CCM_KUBECONFIG_NO_FILES, &c, err,
+                                    sizeof err), -1);
+  assert_non_null(strstr(err, "not a kubeconfig"));
+}
+
+/* Found by fuzz_kubeconfig: a quoted empty server (or "/") was accepted
+ * and left server "" (corpus: crash_empty_server.yaml). */
+static void test_empty_server(void **state)
+{
+  static const char *const servers[] = {"\"\"", "''", "/", "'///'"};
+  struct kube_conn c;
+  char text[256], err[256];
+  size_t i;
+  int n;
+
+  (void)state;
+  for (i = 0; i < sizeof servers / sizeof servers[0]; i++) {
+    n = snprintf(text, sizeof text,
+                 "current-context: a\n"
+                 "clusters: [{name: c, cluster: {server: %s}}]\n"
+                 "contexts: [{name: a, context: {cluster: c}}]\n",
+                 servers[i]);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    assert_int_equal(kubeconfig_parse(text, (size_t)n, "/x/kc", NULL,
+                                      CCM_KUBECONFIG_NO_FILES, &c, err,
+                                      sizeof err), -1);
+    assert_non_null(strstr(err, "empty server"));
+    assert_null(c.server);
+  }
+}
+
+/* '=' is padding only at the end; EVP_DecodeBlock alone would read it
+ * anywhere as zero bits and accept "=AAA" or "AB=C". */
+static void test_base64_padding(void **state)
+{
+  static const char *const bad[] = {"=AAA", "AB=C", "A===", "====",
+                                    "AAAA====", "AA=A", "QQ==QQ=="};
+  size_t n, i;
+  char *s;
+
+  (void)state;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    s = kubeconfig_base64_decode(bad[i], &n);
+    if (s != NULL)
+      fail_msg("\"%s\" decoded to %zu bytes", bad[i], n);
+  }
+  s = kubeconfig_base64_decode("QQ==", &n);
+  assert_non_null(s);
+  assert_int_equal(n, 1);
+  assert_string_equal(s, "A");
+  mem_free(s);
+  s = kubeconfig_base64_decode("QUI=", &n);
+  assert_non_null(s);
+  assert_int_equal(n, 2);
+  assert_string_equal(s, "AB");
+  mem_free(s);
+}
+
+/* A token becomes "Authorization: Bearer <token>": CR/LF in it would
+ * inject headers. Refused, and the error does not show the token. */
+static void test_token_control_chars(void **state)
+{
+  struct kube_conn c;
+  char path[512], tok[512], err[256];
+  char *t;
+
+  (void)state;
+  write_file("kcctl", HEAD
+             "current-context: a\n"
+             "clusters:\n- name: c\n  cluster: {server: https://x}\n"
+             "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n"
+             "  user: {token: \"CANARY-ctl-tok\\r\\nX-Evil: 1\"}\n",
+             path, sizeof path);
+  assert_int_equal(kubeconfig_load(path, NULL, &c, err, sizeof err), -1);
+  assert_non_null(strstr(err, "control character"));
+  assert_null(strstr(err, "CANARY"));
+  assert_null(c.token);
+
+  write_file("ctltok", "CANARY-file-tok\nX-Evil: 1\n", tok, sizeof tok);
+  t = kubeconfig_read_token(tok, err, sizeof err);
+  assert_null(t);
+  assert_non_null(strstr(err, "control character"));
+  assert_null(strstr(err, "CANARY"));
+
+  /* Surrounding whitespace is still trimmed, not refused. */
+  write_file("oktok", "\t ok-token-1 \r\n", tok, sizeof tok);
+  t = kubeconfig_read_token(tok, err, sizeof err);
+  assert_non_null(t);
+  assert_string_equal(t, "ok-token-1");
+  mem_free(t);
+}
+
+/* The client logs the server URL: credentials in it are registered. */
+static void test_server_userinfo_registered(void **state)
+{
+  struct kube_conn c;
+  char path[512], err[256], line[300];
+
+  (void)state;
+  write_file("kcui", HEAD
+             "current-context: a\n"
+             "clusters:\n- name: c\n"
+             "  cluster: {server: 'https://admin:CANARY-pw-1@10.0.0.1:6443/'}\n"
+             "contexts:\n- name: a\n  context: {cluster: c}\n",
+             path, sizeof path);
+  assert_int_equal(kubeconfig_load(path, NULL, &c, err, sizeof err), 0);
+  snprintf(line, sizeof line, "API server %s, password CANARY-pw-1",
+           c.server);
+  log_redact(line, sizeof line);
+  assert_null(strstr(line, "CANARY"));
+  assert_non_null(strstr(line, "10.0.0.1:6443"));
+  kube_conn_clear(&c);
+
+  assert_int_equal(kubeconfig_resolve(NULL, NULL,
+                                      "http://CANARY-tok-2@127.0.0.1:1/",
+                                      &c, err, sizeof err), 0);
+  snprintf(line, sizeof line, "API server %s", c.server);
+  log_redact(line, sizeof line);
+  assert_null(strstr(line, "CANARY"));
+  kube_conn_clear(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -383,6 +554,11 @@ int main(void)
       cmocka_unit_test(test_master_overrides_kubeconfig),
       cmocka_unit_test(test_secrets_registered),
       cmocka_unit_test(test_base64),
+      cmocka_unit_test(test_parse_buffer_no_files),
+      cmocka_unit_test(test_empty_server),
+      cmocka_unit_test(test_base64_padding),
+      cmocka_unit_test(test_token_control_chars),
+      cmocka_unit_test(test_server_userinfo_registered),
   };
 
   return cmocka_run_group_tests(tests, setup, teardown);
