@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ccm_provider.h"
 #include "config/config.h"
+#include "kube/runtime.h"
 #include "modules/http.h"
 #include "modules/loader.h"
 #include "modules/registry.h"
@@ -30,6 +32,7 @@
 #define CCM_MAIN_ERR 1024
 #define CCM_MAIN_PATH 4096
 #define CCM_MAIN_MAX_OPTIONS 1024 /* a module's declared options, a sanity cap */
+#define CCM_MAIN_POLL_MS 200L /* until the informers sync */
 #define LOG_PREFIX "host"
 
 enum main_mode {
@@ -46,6 +49,7 @@ enum main_opt {
   OPT_DOCS,
   OPT_KUBECONFIG,
   OPT_MASTER,
+  OPT_CONTEXT,
   OPT_CLUSTER_NAME
 };
 
@@ -53,6 +57,7 @@ enum main_opt {
 struct main_overrides {
   const char *kubeconfig;
   const char *master;
+  const char *context; /* kubeconfig context; no config key */
   const char *cluster_name;
   int log_level; /* -1: from the config */
 };
@@ -67,6 +72,7 @@ static const struct option main_options[] = {
   {"log-level", required_argument, NULL, 'l'},
   {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
   {"master", required_argument, NULL, OPT_MASTER},
+  {"context", required_argument, NULL, OPT_CONTEXT},
   {"cluster-name", required_argument, NULL, OPT_CLUSTER_NAME},
   {NULL, 0, NULL, 0},
 };
@@ -97,12 +103,20 @@ static void main_usage(FILE *out)
       "  -l, --log-level LEVEL     error, warn, info or debug\n"
       "      --kubeconfig FILE     the kubeconfig key\n"
       "      --master URL          the master key (API server URL)\n"
+      "      --context NAME        the kubeconfig context (default: its "
+      "current-context)\n"
       "      --cluster-name NAME   the cluster_name key\n"
       "\n"
-      "Run mode: SIGHUP re-reads FILE and hot-swaps the providers whose "
-      "module or\n"
-      "settings changed (a bad file changes nothing); SIGTERM or SIGINT "
-      "stop after\n"
+      "Run mode: connects to Kubernetes (kubeconfig, master, else "
+      "in-cluster), runs\n"
+      "leader election when enabled and the Node and Service informers. "
+      "SIGHUP\n"
+      "re-reads FILE and hot-swaps the providers whose module or settings "
+      "changed\n"
+      "(a bad file changes nothing; Kubernetes settings are read at start "
+      "only);\n"
+      "SIGTERM or SIGINT stop the informers, release the lease and stop "
+      "after\n"
       "in-flight provider calls finish.\n"
       "\n"
       "Exit status: 0 success, 1 error, 2 usage error.\n"
@@ -324,6 +338,7 @@ struct main_run {
   const struct main_overrides *ov;
   struct host_config *cur;   /* generations hold the configs they read */
   struct registry *reg;
+  struct runtime *rt;        /* Kubernetes: client, lease, informers */
 };
 
 static void main_apply_log_level(const struct main_overrides *ov,
@@ -370,9 +385,10 @@ static void main_log_controllers(const struct host_config *cfg)
   main_controllers_string(cfg->controllers, ctrls, sizeof ctrls);
   log_msg(CCM_LOG_INFO, LOG_PREFIX,
           "controllers enabled: %s (service_workers %u, node_workers %u); "
-          "not implemented in this build: no Kubernetes client, leader "
-          "election or HTTP endpoints (listen %s) run yet, only the "
-          "provider registry", ctrls, (unsigned)cfg->service_workers,
+          "not implemented in this build: the controllers and the HTTP "
+          "endpoints (listen %s) do not run yet, only the provider "
+          "registry, leader election and the informers", ctrls,
+          (unsigned)cfg->service_workers,
           (unsigned)cfg->node_workers, cfg->listen);
 }
 
@@ -394,6 +410,10 @@ static void main_reload(struct main_run *st)
     log_msg(CCM_LOG_WARN, LOG_PREFIX,
             "state_dir and drain_timeout_ms are read at start only; the "
             "change takes effect at the next start");
+  if (st->rt != NULL && runtime_settings_changed(st->rt, next))
+    log_msg(CCM_LOG_WARN, LOG_PREFIX,
+            "kubeconfig, master and leader_election are read at start "
+            "only; the change takes effect at the next start");
   registry_get_stats(st->reg, &before);
   if (registry_apply(st->reg, next, err, sizeof err) != 0) {
     log_msg(CCM_LOG_ERROR, LOG_PREFIX,
@@ -413,13 +433,60 @@ static void main_reload(struct main_run *st)
   main_log_registry(st->reg);
 }
 
+/* Stop order: informers, then the lease is released (a standby takes
+ * over at once), then the providers drain, then the client goes. */
 static void main_run_free(struct main_run *st)
 {
+  runtime_stop(st->rt);
   if (st->reg != NULL)
     registry_free(st->reg);
   st->reg = NULL;
+  runtime_free(st->rt);
+  st->rt = NULL;
   config_free(st->cur);
   st->cur = NULL;
+}
+
+static int main_start_kube(struct main_run *st)
+{
+  struct runtime_opts ro;
+  char err[CCM_MAIN_ERR];
+
+  memset(&ro, 0, sizeof ro);
+  ro.cfg = st->cur;
+  ro.context = st->ov->context;
+  ro.reg = st->reg;
+  if (runtime_new(&ro, &st->rt, err, sizeof err) != 0 ||
+      runtime_start(st->rt, err, sizeof err) != 0) {
+    log_msg(CCM_LOG_ERROR, LOG_PREFIX, "%s", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* Wait for a signal; until the informers have synced, wake every
+ * CCM_MAIN_POLL_MS to log it. Returns the signal or -1. */
+static int main_wait_signal(struct main_run *st, const sigset_t *set)
+{
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = CCM_MAIN_POLL_MS * 1000000L};
+  int sig, e;
+
+  while (!runtime_poll_synced(st->rt)) {
+    sig = sigtimedwait(set, NULL, &ts);
+    if (sig > 0)
+      return sig;
+    if (errno != EAGAIN && errno != EINTR) {
+      log_msg(CCM_LOG_ERROR, LOG_PREFIX, "sigtimedwait: %s",
+              strerror(errno));
+      return -1;
+    }
+  }
+  e = sigwait(set, &sig);
+  if (e != 0) {
+    log_msg(CCM_LOG_ERROR, LOG_PREFIX, "sigwait: %s", strerror(e));
+    return -1;
+  }
+  return sig;
 }
 
 static int main_run(const char *path, const struct main_overrides *ov)
@@ -474,22 +541,23 @@ static int main_run(const char *path, const struct main_overrides *ov)
     goto fail;
   }
   main_log_registry(st.reg);
+  if (main_start_kube(&st) != 0)
+    goto fail;
   main_log_controllers(st.cur);
   log_msg(CCM_LOG_INFO, LOG_PREFIX,
           "ready: SIGHUP reloads %s, SIGTERM or SIGINT stop", path);
 
   for (;;) {
-    int e = sigwait(&set, &sig);
-    if (e != 0) {
-      log_msg(CCM_LOG_ERROR, LOG_PREFIX, "sigwait: %s", strerror(e));
+    sig = main_wait_signal(&st, &set);
+    if (sig < 0)
       goto fail;
-    }
     if (sig == SIGHUP) {
       main_reload(&st);
       continue;
     }
-    log_msg(CCM_LOG_INFO, LOG_PREFIX, "%s: stopping (draining in-flight "
-            "provider calls)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_msg(CCM_LOG_INFO, LOG_PREFIX, "%s: stopping (informers, lease "
+            "release, then draining in-flight provider calls)",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
   rc = 0;
@@ -556,6 +624,11 @@ int main(int argc, char **argv)
       break;
     case OPT_KUBECONFIG: ov.kubeconfig = optarg; break;
     case OPT_MASTER: ov.master = optarg; break;
+    case OPT_CONTEXT:
+      if (optarg[0] == '\0')
+        return main_usage_error("--context: must not be empty");
+      ov.context = optarg;
+      break;
     case OPT_CLUSTER_NAME:
       if (optarg[0] == '\0')
         return main_usage_error("--cluster-name: must not be empty");

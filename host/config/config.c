@@ -311,6 +311,25 @@ static int load_policies(struct config_ctx *ctx, const char *dir)
   return 0;
 }
 
+/* A relative kubeconfig is relative to this file, as module paths are, so
+ * the config means the same whatever directory the host starts in. */
+static int resolve_kubeconfig(struct config_ctx *ctx, const char *dir)
+{
+  struct host_config *cfg = ctx->cfg;
+  const config_setting_t *s = config_lookup(&cfg->lc, "kubeconfig");
+  char path[CCM_CONFIG_PATH_MAX];
+
+  if (cfg->kubeconfig == NULL)
+    return 0;
+  if (config_resolve(dir, cfg->kubeconfig, path, sizeof path) != 0)
+    return config_fail(ctx, s, "kubeconfig", "path too long");
+  cfg->kubeconfig_abs = mem_strdup(path);
+  if (cfg->kubeconfig_abs == NULL)
+    return config_fail(ctx, s, "kubeconfig", "out of memory");
+  cfg->kubeconfig = cfg->kubeconfig_abs;
+  return 0;
+}
+
 static const config_setting_t *provider_setting(struct config_ctx *ctx,
                                                 size_t i, const char *member)
 {
@@ -498,6 +517,8 @@ int config_load(const char *path, struct host_config **out, char *err,
   if (check_leader(&ctx) != 0 || load_controllers(&ctx) != 0 ||
       load_policies(&ctx, dir) != 0 || check_providers(&ctx, dir) != 0)
     goto fail;
+  if (resolve_kubeconfig(&ctx, dir) != 0)
+    goto fail;
   for (size_t i = 0; i < cfg->n_providers; i++)
     cfg->providers[i].owner = cfg;
   *out = cfg;
@@ -522,6 +543,7 @@ void config_free(struct host_config *cfg)
   mem_free(cfg->policies);
   mem_free(cfg->providers);
   mem_free(cfg->path);
+  mem_free(cfg->kubeconfig_abs);
   config_destroy(&cfg->lc);
   mem_free(cfg);
 }

@@ -44,8 +44,9 @@ struct host_config {
   config_t lc;               /* owns every string above and below */
   atomic_int refs;           /* config_hold / config_free */
   char *path;
+  char *kubeconfig_abs;      /* owns the resolved kubeconfig path */
   const char *cluster_name;
-  const char *kubeconfig;    /* NULL = in-cluster */
+  const char *kubeconfig;    /* NULL = in-cluster; resolved like module */
   const char *master;        /* NULL = from kubeconfig */
   uint32_t controllers;      /* CCM_CTRL_* */
   uint32_t service_workers, node_workers;

@@ -247,8 +247,10 @@ static const struct schema_key schema[] = {
            "cloud resources (upstream --cluster-name)."},
   {.path = "kubeconfig", .kind = SK_STRING, .check = check_nonempty,
    .dest = SD_STR, .offset = HC(kubeconfig),
-   .help = "Path of a kubeconfig file; absent means in-cluster "
-           "configuration (service-account token)."},
+   .help = "Path of a kubeconfig file, relative to this file's directory "
+           "when not absolute (--kubeconfig is relative to the working "
+           "directory, as kubectl's); absent means in-cluster configuration "
+           "(service-account token)."},
   {.path = "master", .kind = SK_STRING, .check = check_nonempty,
    .dest = SD_STR, .offset = HC(master),
    .help = "URL of the Kubernetes API server; overrides the kubeconfig."},

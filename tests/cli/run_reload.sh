@@ -2,14 +2,16 @@
 # run_reload.sh: run mode with the fake module: start, SIGHUP after a
 # provider config change (generation 2), a bad reload that changes nothing,
 # then SIGTERM and exit 0. Polls the log; no fixed sleeps.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../hosts/lib.sh"
 need_module ccm-fake.so
+start_double
 
 cfg="$T/host.cfg"
 log="$T/host.log"
 write_cfg() {
   cat >"$cfg.tmp" <<CFG
 state_dir = "$T/state";
+kubeconfig = "$kubeconfig";
 leader_election = { enabled = false; };
 providers = (
   { name = "fake"; module = "$CCM_MODULE_DIR/ccm-fake.so";
@@ -56,6 +58,8 @@ if grep -q 'generation 3' "$log"; then fail "a failed reload swapped"; fi
 # A module that fails to load: the registry refuses, nothing changes.
 cat >"$cfg" <<CFG
 state_dir = "$T/state";
+kubeconfig = "$kubeconfig";
+leader_election = { enabled = false; };
 providers = ( { name = "fake"; module = "$T/missing.so"; } );
 CFG
 kill -HUP "$pid"

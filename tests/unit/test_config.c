@@ -466,6 +466,28 @@ static void test_relative_module(void **state)
   config_free(cfg);
 }
 
+/* A kubeconfig path in host.cfg means the same from any working directory;
+ * an absolute one is kept as it is. */
+static void test_relative_kubeconfig(void **state)
+{
+  struct host_config *cfg;
+  char want[512];
+
+  (void)state;
+  cfg = load_ok("sub/host.cfg", "kubeconfig = \"kube/config\";\n"
+                "providers = ( " PROV_A " );\n");
+  snprintf(want, sizeof want, "%s/sub/kube/config", tmpdir);
+  assert_string_equal(cfg->kubeconfig, want);
+  config_free(cfg);
+  cfg = load_ok("sub/host.cfg", "kubeconfig = \"/etc/kube.yaml\";\n"
+                "providers = ( " PROV_A " );\n");
+  assert_string_equal(cfg->kubeconfig, "/etc/kube.yaml");
+  config_free(cfg);
+  cfg = load_ok("sub/host.cfg", "providers = ( " PROV_A " );\n");
+  assert_null(cfg->kubeconfig);
+  config_free(cfg);
+}
+
 /* ---- hashes ---------------------------------------------------------------- */
 
 static void hash_of(const char *text, size_t idx, char out[CCM_HASH_HEX])
@@ -669,6 +691,7 @@ int main(void)
     cmocka_unit_test(test_bad_inputs),
     cmocka_unit_test(test_unreadable),
     cmocka_unit_test(test_relative_module),
+    cmocka_unit_test(test_relative_kubeconfig),
     cmocka_unit_test(test_config_hash),
     cmocka_unit_test(test_alloc_failure),
     cmocka_unit_test(test_listen_parse),
