@@ -350,6 +350,32 @@ static int kc_data(const char *path, const char *field, const char *b64,
   return 0;
 }
 
+/* A user that authenticates only through something we do not implement
+ * would otherwise reach the server anonymously and get a puzzling 401 or
+ * 403: name the entry instead. */
+static int kc_unsupported_auth(yaml_document_t *doc, yaml_node_t *user,
+                               const char *path, const char *uname,
+                               const struct kube_conn *out, char *err,
+                               size_t errlen)
+{
+  static const char *const unsupported[] = {"exec", "auth-provider",
+                                            "username", "password"};
+
+  if (out->token != NULL || out->token_file != NULL ||
+      out->cert_data != NULL || out->cert_file != NULL)
+    return 0;
+  for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+    if (kc_map_get(doc, user, unsupported[i]) != NULL) {
+      kc_err(err, errlen,
+             "%s: user \"%s\" authenticates with \"%s\", which ccm-host "
+             "does not support; use token, tokenFile or a client "
+             "certificate", path, uname, unsupported[i]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 static int kc_resolve_doc(const char *path, yaml_document_t *doc,
                           const char *context, unsigned flags,
                           struct kube_conn *out, char *err, size_t errlen)
@@ -490,6 +516,8 @@ static int kc_resolve_doc(const char *path, yaml_document_t *doc,
         }
       }
     }
+    if (kc_unsupported_auth(doc, user, path, uname, out, err, errlen) != 0)
+      return -1;
   }
   return 0;
 oom:

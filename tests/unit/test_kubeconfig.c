@@ -512,6 +512,46 @@ static void test_token_control_chars(void **state)
   mem_free(t);
 }
 
+/* A user that only has an exec plugin, an auth-provider or basic auth
+ * would reach the server anonymously: refused at start, naming it; with a
+ * token as well, the token is used and the rest ignored. */
+static void test_unsupported_auth_named(void **state)
+{
+  static const char *const users[] = {
+    "  user: {exec: {command: aws, apiVersion: client.authentication.k8s.io/v1}}\n",
+    "  user: {auth-provider: {name: oidc}}\n",
+    "  user: {username: admin, password: CANARY-basic-pw}\n",
+  };
+  static const char *const names[] = {"\"exec\"", "\"auth-provider\"",
+                                      "\"username\""};
+  struct kube_conn c;
+  char path[512], text[1024], err[256];
+
+  (void)state;
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(text, sizeof text, HEAD
+             "current-context: a\n"
+             "clusters:\n- name: c\n  cluster: {server: https://x}\n"
+             "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n%s", users[i]);
+    write_file("kcunsup", text, path, sizeof path);
+    assert_int_equal(kubeconfig_load(path, NULL, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, names[i]));
+    assert_non_null(strstr(err, "does not support"));
+    assert_null(strstr(err, "CANARY"));
+  }
+  write_file("kcunsup", HEAD
+             "current-context: a\n"
+             "clusters:\n- name: c\n  cluster: {server: https://x}\n"
+             "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+             "users:\n- name: u\n"
+             "  user: {token: tok-1234, exec: {command: aws}}\n",
+             path, sizeof path);
+  assert_int_equal(kubeconfig_load(path, NULL, &c, err, sizeof err), 0);
+  assert_string_equal(c.token, "tok-1234");
+  kube_conn_clear(&c);
+}
+
 /* The client logs the server URL: credentials in it are registered. */
 static void test_server_userinfo_registered(void **state)
 {
@@ -558,6 +598,7 @@ int main(void)
       cmocka_unit_test(test_empty_server),
       cmocka_unit_test(test_base64_padding),
       cmocka_unit_test(test_token_control_chars),
+    cmocka_unit_test(test_unsupported_auth_named),
       cmocka_unit_test(test_server_userinfo_registered),
   };
 
