@@ -46,6 +46,7 @@ demo: build
 
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
+	@for s in bench/bench_*.sh; do sh "$$s" $(BUILD); done
 
 # Opt-in long fuzz runs (the suite runs each target briefly).
 FUZZ_SECONDS ?= 3600
