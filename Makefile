@@ -8,7 +8,7 @@ CTEST_ARGS ?=
 # Debian packages the build, the tests and the tools need.
 DEB_PACKAGES = build-essential cmake pkg-config python3 \
   libconfig-dev libcjson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
-  libyaml-dev openssl \
+  libyaml-dev libmicrohttpd-dev openssl \
   abigail-tools valgrind clang libclang-rt-14-dev
 
 .PHONY: all deps build test demo bench fuzz sanitize abi-baseline config-docs clean

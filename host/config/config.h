@@ -50,6 +50,12 @@ struct host_config {
   const char *master;        /* NULL = from kubeconfig */
   uint32_t controllers;      /* CCM_CTRL_* */
   uint32_t service_workers, node_workers;
+  uint32_t service_node_sync_period_s;  /* service LB host-set resync */
+  uint32_t node_status_update_period_s; /* node address refresh */
+  uint32_t node_monitor_period_s;       /* node lifecycle loop */
+  const char *cluster_cidr;             /* route controller; NULL = none */
+  bool configure_cloud_routes;
+  uint32_t route_reconcile_period_s;
   const char *listen;        /* "ADDR:PORT" */
   const char *log_level;
   const char *state_dir;     /* private module copies live here */

@@ -271,6 +271,36 @@ static const struct schema_key schema[] = {
    .dest = SD_U32, .offset = HC(node_workers),
    .help = "Node controller workers (upstream --concurrent-node-syncs, "
            "default 1), for the same reason as service_workers."},
+  {.path = "service_node_sync_period_s", .kind = SK_INT, .def = "100",
+   .min = 1, .max = 86400, .dest = SD_U32,
+   .offset = HC(service_node_sync_period_s),
+   .help = "How often the service controller re-checks every load "
+           "balancer's backend node set even without a Node change "
+           "(upstream nodeSyncPeriod, 100 s)."},
+  {.path = "node_status_update_period_s", .kind = SK_INT, .def = "300",
+   .min = 1, .max = 86400, .dest = SD_U32,
+   .offset = HC(node_status_update_period_s),
+   .help = "How often the node controller refreshes initialised Nodes' "
+           "addresses from the provider (upstream "
+           "--node-status-update-frequency for the CCM, 5 min)."},
+  {.path = "node_monitor_period_s", .kind = SK_INT, .def = "5", .min = 1,
+   .max = 3600, .dest = SD_U32, .offset = HC(node_monitor_period_s),
+   .help = "How often the node lifecycle controller checks NotReady Nodes "
+           "against the provider (upstream --node-monitor-period, 5 s)."},
+  {.path = "cluster_cidr", .kind = SK_STRING, .check = check_nonempty,
+   .dest = SD_STR, .offset = HC(cluster_cidr),
+   .help = "CIDR of the Pod network (upstream --cluster-cidr). The route "
+           "controller deletes only stale routes inside it, and runs only "
+           "when it is set."},
+  {.path = "configure_cloud_routes", .kind = SK_BOOL, .def = "true",
+   .dest = SD_BOOL, .offset = HC(configure_cloud_routes),
+   .help = "Let the route controller create and delete cloud routes "
+           "(upstream --configure-cloud-routes)."},
+  {.path = "route_reconcile_period_s", .kind = SK_INT, .def = "10",
+   .min = 1, .max = 3600, .dest = SD_U32,
+   .offset = HC(route_reconcile_period_s),
+   .help = "How often the route controller reconciles routes (upstream "
+           "--route-reconciliation-period, 10 s)."},
   {.path = "listen", .kind = SK_STRING, .def = "127.0.0.1:10258",
    .check = check_listen, .dest = SD_STR, .offset = HC(listen),
    .help = "ADDR:PORT of the /healthz, /readyz and /metrics endpoints; "
