@@ -18,6 +18,9 @@
 #include "modules/registry.h"
 
 struct ctrl_env {
+  const struct host_config *cfg; /* periods, cluster_cidr, ...; read-only,
+                                  * the start-up config (these keys are read
+                                  * at start only) */
   const char *cluster_name;     /* --cluster-name */
   struct runtime *rt;           /* client, informers, leader */
   struct registry *reg;         /* providers */
