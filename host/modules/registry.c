@@ -12,10 +12,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define LOG_PREFIX "registry"
+
+/* Provider-call metrics, per provider name (slots outlive swaps). */
+static const char *const prov_op_names[] = {
+    "lb_get", "lb_ensure", "lb_update_hosts", "lb_delete",
+    "instance_exists", "instance_shutdown", "instance_metadata",
+    "instance_metadata_batch", "route_list", "route_create", "route_delete"};
+#define PROV_N_OPS (sizeof(prov_op_names) / sizeof(prov_op_names[0]))
+#define PROV_N_STATUS (1 - CCM_ERR_INTERNAL) /* CCM_OK .. CCM_ERR_INTERNAL */
+
+struct prov_metrics {
+  atomic_uint_fast64_t calls[PROV_N_OPS][PROV_N_STATUS];
+  struct metrics_histogram duration[PROV_N_OPS]; /* calls made only */
+};
 
 struct provider_slot {
   struct registry *reg;
@@ -29,6 +43,7 @@ struct provider_slot {
   bool paused;                 /* state transfer: admit no new calls */
   uint64_t next_number;        /* under reg->admin */
   char last_error[256];        /* under lock */
+  struct prov_metrics metrics; /* atomics; kept for the slot's life */
   struct provider_slot *next;
 };
 
@@ -331,11 +346,16 @@ static void registry_reap(struct registry *reg, bool wait)
 
 /* ---- swap plans ------------------------------------------------------ */
 
+/* State moves only between versions of the same provider: another
+ * provider's export is not a format the new module can read (ABI.md rule
+ * 14), and a swap to another provider starts from that provider's own
+ * state. */
 static bool gen_has_state_path(const struct generation *old,
                                const struct generation *next)
 {
   return MODULE_HAS(old->mod, state_export) &&
-         MODULE_HAS(next->mod, state_import);
+         MODULE_HAS(next->mod, state_import) &&
+         strcmp(old->mod->provider->name, next->mod->provider->name) == 0;
 }
 
 /* Pause the slot, drain the old generation, move its state to the new
@@ -788,6 +808,47 @@ void registry_get_stats(struct registry *reg, struct registry_stats *out)
   out->live_generations = atomic_load(&reg->live);
 }
 
+/* ccm_provider_calls_total and ccm_provider_call_duration_seconds, for
+ * every provider slot (removed providers keep their counts). Only series
+ * that saw a call are written. */
+static void registry_call_metrics_write(struct registry *reg, FILE *out)
+{
+  char name[256], labels[512];
+
+  metrics_write_header(out, "ccm_provider_calls_total", "counter",
+                       "Provider operation calls by provider, operation "
+                       "and status.");
+  pthread_rwlock_rdlock(&reg->slots_lock);
+  for (struct provider_slot *s = reg->slots; s; s = s->next) {
+    metrics_escape_label_value(name, sizeof(name), s->name);
+    for (size_t op = 0; op < PROV_N_OPS; op++)
+      for (int st = 0; st < PROV_N_STATUS; st++) {
+        uint64_t n = atomic_load(&s->metrics.calls[op][st]);
+        if (n == 0)
+          continue;
+        fprintf(out, "ccm_provider_calls_total{provider=\"%s\","
+                "operation=\"%s\",status=\"%s\"} %llu\n", name,
+                prov_op_names[op], ccm_status_name(-st),
+                (unsigned long long)n);
+      }
+  }
+  metrics_write_header(out, "ccm_provider_call_duration_seconds",
+                       "histogram", "Duration of provider operation calls "
+                       "(the module's own time, without queueing).");
+  for (struct provider_slot *s = reg->slots; s; s = s->next) {
+    metrics_escape_label_value(name, sizeof(name), s->name);
+    for (size_t op = 0; op < PROV_N_OPS; op++) {
+      if (metrics_histogram_count(&s->metrics.duration[op]) == 0)
+        continue;
+      snprintf(labels, sizeof(labels), "provider=\"%s\",operation=\"%s\"",
+               name, prov_op_names[op]);
+      metrics_histogram_write(out, "ccm_provider_call_duration_seconds",
+                              labels, &s->metrics.duration[op]);
+    }
+  }
+  pthread_rwlock_unlock(&reg->slots_lock);
+}
+
 void registry_metrics_write(struct registry *reg, FILE *out)
 {
   struct registry_stats st;
@@ -833,6 +894,8 @@ void registry_metrics_write(struct registry *reg, FILE *out)
           (unsigned long long)st.drain_timeouts,
           (unsigned long long)st.generations_destroyed,
           (unsigned long long)st.live_generations);
+  if (reg)
+    registry_call_metrics_write(reg, out);
 }
 
 void registry_describe(struct registry *reg, FILE *out)
@@ -914,10 +977,40 @@ static int prov_status(struct generation *g, struct ccm_call *call,
   return CCM_ERR_INTERNAL;
 }
 
+static int64_t prov_clock_ns(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Count one call of op with status rc on g's provider; elapsed_ns < 0:
+ * the module was not called (not implemented), no duration. */
+static void prov_record(struct generation *g, const char *op, int rc,
+                        int64_t elapsed_ns)
+{
+  struct prov_metrics *m;
+  size_t i;
+
+  if (!g->slot || !ccm_status_valid(rc))
+    return;
+  for (i = 0; i < PROV_N_OPS; i++)
+    if (strcmp(prov_op_names[i], op) == 0)
+      break;
+  if (i == PROV_N_OPS)
+    return;
+  m = &g->slot->metrics;
+  atomic_fetch_add_explicit(&m->calls[i][-rc], 1, memory_order_relaxed);
+  if (elapsed_ns >= 0)
+    metrics_histogram_observe(&m->duration[i], (double)elapsed_ns / 1e9);
+}
+
 /* Call operation `field` of the referenced generation; sets rc. */
 #define PROV_DISPATCH(ref, call, field, ...)                                 \
   do {                                                                       \
     struct generation *g_ = prov_gen((ref), #field);                         \
+    int64_t t0_;                                                             \
     if (!g_) {                                                                \
       rc = CCM_ERR_INTERNAL;                                                 \
       break;                                                                 \
@@ -925,12 +1018,16 @@ static int prov_status(struct generation *g, struct ccm_call *call,
     if (!MODULE_HAS(g_->mod, field)) {                                        \
       prov_not_implemented(g_, (call), #field);                              \
       rc = CCM_ERR_NOT_IMPLEMENTED;                                          \
+      prov_record(g_, #field, rc, -1);                                       \
       break;                                                                 \
     }                                                                        \
     prov_lock(g_);                                                           \
+    t0_ = prov_clock_ns();                                                   \
     rc = g_->mod->provider->field(g_->instance, (call), __VA_ARGS__);        \
+    t0_ = prov_clock_ns() - t0_;                                             \
     prov_unlock(g_);                                                         \
     rc = prov_status(g_, (call), #field, rc);                                \
+    prov_record(g_, #field, rc, t0_);                                        \
   } while (0)
 
 int prov_lb_get(struct provider_ref *ref, struct ccm_call *call,

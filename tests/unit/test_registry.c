@@ -460,6 +460,53 @@ static void test_state_carried_across_versions(void **state)
   pc_free(&v2);
 }
 
+/* A swap to another provider (fake -> lab) under the same slot: no state
+ * handover (the formats differ), the new provider serves from its own
+ * state, and the old one's export is never asked for. */
+static void test_swap_to_another_provider(void **state)
+{
+  struct registry *reg = registry_new(fx.state, 5000);
+  struct test_pc fake, lab;
+  struct provider_ref ref;
+  struct ccm_service svc;
+  struct ccm_lb_status st = {0};
+  struct ccm_call call;
+  char err[1024] = "", logf[512], text[600];
+
+  (void)state;
+  install("ccm-fake.so", "other-fake.so");
+  install("ccm-lab.so", "other-lab.so");
+  path_join(logf, sizeof(logf), fx.root, "other.log");
+  snprintf(text, sizeof(text), "call_log = \"%s\";", logf);
+  pc_make(&fake, "slot", "other-fake.so", true, NULL, text);
+  snprintf(text, sizeof(text), "state_file = \"%s/other-lab.json\";\n"
+           "ipv4_pools = [\"198.51.100.0/30\"];", fx.root);
+  pc_make(&lab, "slot", "other-lab.so", true, NULL, text);
+  svc_make(&svc, "lb-other");
+  assert_int_equal(registry_swap(reg, &fake.pc, err, sizeof(err)), 0);
+  assert_int_equal(registry_acquire(reg, "slot", &ref), CCM_OK);
+  call_init(&call, 1000);
+  assert_int_equal(prov_lb_ensure(&ref, &call, &svc, NULL, &st), CCM_OK);
+  registry_release(&ref);
+  lb_status_clear(&st);
+
+  assert_int_equal(registry_swap(reg, &lab.pc, err, sizeof(err)), 0);
+  assert_int_equal(count_lines(logf, "state_export"), 0);
+  assert_int_equal(registry_acquire(reg, "slot", &ref), CCM_OK);
+  assert_string_equal(ref.gen->mod->provider->name, "lab");
+  call_init(&call, 1000);
+  /* The lab provider never saw the fake's load balancer. */
+  assert_int_equal(prov_lb_get(&ref, &call, &svc, &st), CCM_ERR_NOT_FOUND);
+  call_init(&call, 1000);
+  assert_int_equal(prov_lb_ensure(&ref, &call, &svc, NULL, &st), CCM_OK);
+  assert_string_equal(st.items[0].ip, "198.51.100.1");
+  registry_release(&ref);
+  lb_status_clear(&st);
+  registry_free(reg);
+  pc_free(&fake);
+  pc_free(&lab);
+}
+
 /* ---- failed swaps ------------------------------------------------------ */
 
 static void test_failed_swap_keeps_old(void **state)
@@ -1078,6 +1125,7 @@ int main(void)
     cmocka_unit_test(test_status_names),
     cmocka_unit_test(test_hotswap_under_load),
     cmocka_unit_test(test_state_carried_across_versions),
+    cmocka_unit_test(test_swap_to_another_provider),
     cmocka_unit_test(test_failed_swap_keeps_old),
     cmocka_unit_test(test_slow_drain_parks),
     cmocka_unit_test(test_free_waits_for_parked),
