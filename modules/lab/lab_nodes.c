@@ -244,7 +244,10 @@ int lab_route_create(void *instance, struct ccm_call *call,
                                  : "");
     return CCM_ERR_INVALID;
   }
-  snprintf(name, sizeof(name), "%s-%s", cluster, name_hint);
+  /* A dual-stack node has one route per family under the same hint (its
+   * UID): the family keeps their names apart. */
+  snprintf(name, sizeof(name), "%s-%s%s", cluster, name_hint,
+           strchr(route->destination_cidr, ':') != NULL ? "-v6" : "");
 
   pthread_mutex_lock(&lab->mu);
   long index = lab_state_find_route(&lab->state, cluster, name);
@@ -302,6 +305,11 @@ int lab_route_delete(void *instance, struct ccm_call *call,
   pthread_mutex_lock(&lab->mu);
   if (route->name != NULL && route->name[0] != '\0') {
     index = lab_state_find_route(&lab->state, cluster, route->name);
+    /* A route as listed carries its destination: a name now pointing at
+     * another CIDR (re-created since it was listed) is not this route. */
+    if (index >= 0 && route->destination_cidr != NULL &&
+        strcmp(lab->state.routes[index]->cidr, route->destination_cidr) != 0)
+      index = -1;
   } else {
     /* A route without a name: match it by node and destination. */
     for (size_t i = 0; i < lab->state.n_routes && index < 0; i++) {

@@ -890,6 +890,45 @@ static void test_routes(void **state) {
   fix_free(&f);
 }
 
+/* A dual-stack node: one route per family under the same name hint, both
+ * kept; deleting a listed route whose name now points at another CIDR
+ * deletes nothing. */
+static void test_routes_dual_stack(void **state) {
+  (void)state;
+  struct lab_fix f;
+  struct ccm_route_list rl = {0};
+  fix_up(&f, BASE_CFG);
+  struct ccm_route v4 = {sizeof(v4), NULL, "worker1", "10.244.1.0/24", false,
+                         NULL, 0};
+  struct ccm_route v6 = {sizeof(v6), NULL, "worker1", "fd00:10:244:1::/64",
+                         false, NULL, 0};
+  for (int round = 0; round < 2; round++) {
+    assert_int_equal(
+        f.p->route_create(f.inst, fresh_call(&f), "kind", "uid-1", &v4),
+        CCM_OK);
+    assert_int_equal(
+        f.p->route_create(f.inst, fresh_call(&f), "kind", "uid-1", &v6),
+        CCM_OK);
+  }
+  assert_int_equal(f.p->route_list(f.inst, fresh_call(&f), "kind", &rl),
+                   CCM_OK);
+  assert_int_equal(rl.n, 2);
+  assert_string_equal(rl.items[0].name, "kind-uid-1");
+  assert_string_equal(rl.items[1].name, "kind-uid-1-v6");
+  assert_string_equal(rl.items[1].destination_cidr, "fd00:10:244:1::/64");
+  route_list_clear(&rl);
+
+  struct ccm_route stale = {sizeof(stale), "kind-uid-1", "worker1",
+                            "10.244.7.0/24", false, NULL, 0};
+  assert_int_equal(f.p->route_delete(f.inst, fresh_call(&f), "kind", &stale),
+                   CCM_OK);
+  assert_int_equal(f.p->route_list(f.inst, fresh_call(&f), "kind", &rl),
+                   CCM_OK);
+  assert_int_equal(rl.n, 2);
+  route_list_clear(&rl);
+  fix_free(&f);
+}
+
 /* CCM_THREAD_SAFE: concurrent ensures never hand out one address twice. */
 #define CONC_THREADS 4
 #define CONC_PER 10
@@ -1057,6 +1096,7 @@ int main(void) {
       cmocka_unit_test(test_instance_metadata),
       cmocka_unit_test(test_exists_shutdown),
       cmocka_unit_test(test_routes),
+    cmocka_unit_test(test_routes_dual_stack),
       cmocka_unit_test(test_concurrent_ensure),
       cmocka_unit_test(test_registry_swap),
   };
