@@ -1,0 +1,107 @@
+/*
+ * service_int.h: what the service controller's files share: the
+ * controller state, the provider-input builder, the Kubernetes writes and
+ * the sync passes. Private to host/controllers/service*.c; the only
+ * public symbol is service_controller_ops (service.h).
+ */
+#ifndef CCM_SERVICE_INT_H
+#define CCM_SERVICE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "controllers/controller.h"
+#include "controllers/service_cache.h"
+#include "controllers/service_metrics.h"
+#include "controllers/service_nodes.h"
+#include "controllers/workqueue.h"
+#include "kube/objects.h"
+
+#define CCM_SVC_BASE_DELAY_MS 5000u
+#define CCM_SVC_MAX_DELAY_MS 300000u
+/* Upstream's node-sync period; host.cfg service_node_sync_period_s. */
+#define CCM_SVC_NODE_SYNC_PERIOD_MS 100000u
+#define CCM_SVC_MAX_LOGGED_NODES 20u
+#define CCM_SVC_ERR_MAX 768
+
+struct svc_ctrl {
+  struct ctrl_env env;         /* copied; pointers owned by the host */
+  struct workqueue *q;
+  struct store *svc_store;
+  struct store *node_store;
+  pthread_mutex_t lock;        /* cache, nodes, flags below */
+  pthread_cond_t cond;         /* wakes the node-sync thread */
+  struct svc_cache cache;
+  struct svc_nodes *nodes;     /* current backend snapshot, or NULL */
+  bool nodes_stale;            /* a Node event since it was built */
+  bool node_dirty;             /* a node sync is due */
+  bool parked;                 /* keys were set aside while not leader */
+  bool stopping;
+  uint32_t node_sync_period_ms;
+  pthread_t *workers;
+  uint32_t n_workers;
+  uint32_t n_started;
+  pthread_t bg;
+  bool bg_started;
+  struct svc_metrics m;
+};
+
+/* What a worker does with the key after a pass. */
+enum svc_outcome {
+  SVC_OUT_DONE = 0,       /* success (or nothing to do): forget */
+  SVC_OUT_FAILED,         /* back off (5 s doubling to 300 s) */
+  SVC_OUT_RETRY_AFTER,    /* the provider's fixed delay */
+  SVC_OUT_REQUEUE,        /* plain add, full sync next (failed node sync) */
+  SVC_OUT_PARKED,         /* not the leader: nothing done */
+  SVC_OUT_PERMANENT       /* cannot be served as is: forget, no retry */
+};
+
+struct svc_result {
+  enum svc_outcome out;
+  uint32_t retry_after_ms;
+  char err[CCM_SVC_ERR_MAX];
+};
+
+/* ---- provider input (service_input.c) ---- */
+struct svc_input {
+  struct ccm_service svc;
+  struct ccm_service_port *ports;
+  const struct ccm_service_port **port_ptrs;
+  uint32_t *families;
+};
+int svc_input_build(const struct obj_service *s, const char *cluster,
+                    const char *lb_name, const char *lb_class,
+                    struct svc_input *in);
+void svc_input_free(struct svc_input *in);
+
+/* ---- Kubernetes side (service_kube.c) ---- */
+void svc_event(struct svc_ctrl *c, const struct obj_service *s,
+               const char *type, const char *reason, const char *fmt, ...)
+    CCM_PRINTF(5, 6);
+/* One PUT: the finalizer plus the name (and class) records. Fails with
+ * KUBE_NOT_FOUND when the object now has another UID. */
+int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
+                    const char *lb_name, const char *lb_class, char *msg,
+                    size_t msglen);
+/* Remove the finalizer from the object with s's UID (gone = OK). */
+int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
+                              char *msg, size_t msglen);
+/* Merge-patch status.loadBalancer.ingress (st NULL: clear). Not found is
+ * OK. */
+int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
+                          const struct ccm_lb_status *st, char *msg,
+                          size_t msglen);
+
+/* ---- passes (service_sync.c) ---- */
+/* The current backend snapshot (one reference), rebuilt after Node
+ * events; NULL on out of memory. */
+struct svc_nodes *svc_ctrl_nodes(struct svc_ctrl *c);
+bool svc_class_served(struct svc_ctrl *c, const char *lb_class);
+/* syncService(key) and nodeSyncService(key). */
+void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r);
+void svc_sync_hosts(struct svc_ctrl *c, const char *key,
+                    struct svc_result *r);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * service_kube.c: the service controller's Kubernetes writes: the
+ * finalizer with the name records (one PUT), finalizer removal, the
+ * status patch, and Events. Each write is guarded by the Service's UID so
+ * that a re-created Service is never touched on the old one's behalf.
+ * It must not call providers or decide what to write.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "controllers/service_int.h"
+#include "controllers/service_logic.h"
+#include "kube/writes.h"
+#include "util/log.h"
+
+void svc_event(struct svc_ctrl *c, const struct obj_service *s,
+               const char *type, const char *reason, const char *fmt, ...)
+{
+  struct kube_object_ref ref;
+  char msg[CCM_EVENTS_MESSAGE_MAX];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  log_msg(strcmp(type, "Warning") == 0 ? CCM_LOG_WARN : CCM_LOG_DEBUG,
+          "service", "%s/%s: %s: %s", s->meta.ns ? s->meta.ns : "",
+          s->meta.name ? s->meta.name : "", reason, msg);
+  if (c->env.events == NULL)
+    return;
+  memset(&ref, 0, sizeof(ref));
+  ref.api_version = "v1";
+  ref.kind = "Service";
+  ref.ns = s->meta.ns;
+  ref.name = s->meta.name;
+  ref.uid = s->meta.uid;
+  ref.resource_version = s->meta.resource_version;
+  kube_event_emit(c->env.events, &ref, type, reason, "%s", msg);
+}
+
+static int svc_path(const struct obj_service *s, char *buf, size_t cap)
+{
+  return kube_path(buf, cap, "/api/v1", "services", s->meta.ns, s->meta.name,
+                   NULL);
+}
+
+struct svc_record {
+  const char *uid;
+  const char *lb_name;
+  const char *lb_class;
+  bool remove;
+};
+
+static bool svc_uid_matches(const cJSON *obj, const char *uid)
+{
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+  const cJSON *u = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+
+  return uid != NULL && cJSON_IsString(u) && strcmp(u->valuestring, uid) == 0;
+}
+
+/* Set annotations[key] = value; 1 when it already was, 0 when changed. */
+static int svc_set_annotation(cJSON *meta, const char *key, const char *value)
+{
+  cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+  cJSON *cur, *v;
+
+  if (!cJSON_IsObject(ann)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(meta, "annotations");
+    ann = cJSON_AddObjectToObject(meta, "annotations");
+    if (ann == NULL)
+      return KUBE_ERROR;
+  }
+  cur = cJSON_GetObjectItemCaseSensitive(ann, key);
+  if (cJSON_IsString(cur) && strcmp(cur->valuestring, value) == 0)
+    return 1;
+  v = cJSON_CreateString(value);
+  if (v == NULL)
+    return KUBE_ERROR;
+  if (cur != NULL)
+    cJSON_ReplaceItemInObjectCaseSensitive(ann, key, v);
+  else
+    cJSON_AddItemToObject(ann, key, v);
+  return 0;
+}
+
+static int svc_mutate(cJSON *obj, void *ud)
+{
+  const struct svc_record *r = ud;
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+  cJSON *fins, *s;
+  int changed = 0, rc, i;
+
+  if (!cJSON_IsObject(meta) || !svc_uid_matches(obj, r->uid))
+    return KUBE_NOT_FOUND; /* the Service we meant is gone */
+  fins = cJSON_GetObjectItemCaseSensitive(meta, "finalizers");
+  if (r->remove) {
+    if (!kube_has_finalizer(obj, CCM_SVC_FINALIZER))
+      return 1;
+    for (i = cJSON_GetArraySize(fins) - 1; i >= 0; i--) {
+      s = cJSON_GetArrayItem(fins, i);
+      if (cJSON_IsString(s) && strcmp(s->valuestring, CCM_SVC_FINALIZER) == 0)
+        cJSON_DeleteItemFromArray(fins, i);
+    }
+    return 0;
+  }
+  if (!kube_has_finalizer(obj, CCM_SVC_FINALIZER)) {
+    if (!cJSON_IsArray(fins)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(meta, "finalizers");
+      fins = cJSON_AddArrayToObject(meta, "finalizers");
+    }
+    s = cJSON_CreateString(CCM_SVC_FINALIZER);
+    if (fins == NULL || s == NULL || !cJSON_AddItemToArray(fins, s)) {
+      cJSON_Delete(s);
+      return KUBE_ERROR;
+    }
+    changed = 1;
+  }
+  rc = svc_set_annotation(meta, CCM_SVC_NAME_ANNOTATION, r->lb_name);
+  if (rc < 0)
+    return rc;
+  changed |= rc == 0;
+  if (r->lb_class != NULL) {
+    rc = svc_set_annotation(meta, CCM_SVC_CLASS_ANNOTATION, r->lb_class);
+    if (rc < 0)
+      return rc;
+    changed |= rc == 0;
+  }
+  return changed ? 0 : 1;
+}
+
+int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
+                    const char *lb_name, const char *lb_class, char *msg,
+                    size_t msglen)
+{
+  struct svc_record r = {s->meta.uid, lb_name, lb_class, false};
+  char path[1024];
+
+  if (svc_path(s, path, sizeof(path)) != 0) {
+    snprintf(msg, msglen, "path too long");
+    return KUBE_ERROR;
+  }
+  return kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
+                           svc_mutate, &r, 0, NULL, msg, msglen);
+}
+
+int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
+                              char *msg, size_t msglen)
+{
+  struct svc_record r = {s->meta.uid, NULL, NULL, true};
+  char path[1024];
+  int st;
+
+  if (svc_path(s, path, sizeof(path)) != 0) {
+    snprintf(msg, msglen, "path too long");
+    return KUBE_ERROR;
+  }
+  st = kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
+                         svc_mutate, &r, 0, NULL, msg, msglen);
+  return st == KUBE_NOT_FOUND ? KUBE_OK : st;
+}
+
+int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
+                          const struct ccm_lb_status *st, char *msg,
+                          size_t msglen)
+{
+  cJSON *patch = cJSON_CreateObject();
+  cJSON *status, *lb, *ing;
+  char path[1024];
+  size_t i;
+  int rc = KUBE_ERROR;
+
+  if (patch == NULL || svc_path(s, path, sizeof(path)) != 0)
+    goto out;
+  status = cJSON_AddObjectToObject(patch, "status");
+  lb = status ? cJSON_AddObjectToObject(status, "loadBalancer") : NULL;
+  if (lb == NULL)
+    goto out;
+  if (st == NULL || st->n == 0) {
+    if (cJSON_AddNullToObject(lb, "ingress") == NULL)
+      goto out;
+  } else {
+    ing = cJSON_AddArrayToObject(lb, "ingress");
+    if (ing == NULL)
+      goto out;
+    for (i = 0; i < st->n; i++) {
+      cJSON *e = cJSON_CreateObject();
+
+      if (e == NULL || !cJSON_AddItemToArray(ing, e)) {
+        cJSON_Delete(e);
+        goto out;
+      }
+      if (st->items[i].ip != NULL &&
+          cJSON_AddStringToObject(e, "ip", st->items[i].ip) == NULL)
+        goto out;
+      if (st->items[i].hostname != NULL &&
+          cJSON_AddStringToObject(e, "hostname", st->items[i].hostname) ==
+              NULL)
+        goto out;
+    }
+  }
+  rc = kube_patch_status(runtime_client(c->env.rt), path, patch, NULL, msg,
+                         msglen);
+  if (rc == KUBE_NOT_FOUND)
+    rc = KUBE_OK; /* the Service vanished after its finalizer went */
+out:
+  if (rc == KUBE_ERROR && msg != NULL && msglen > 0 && msg[0] == '\0')
+    snprintf(msg, msglen, "cannot build the status patch");
+  cJSON_Delete(patch);
+  return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * service_metrics.h: the service controller's counters and histograms
+ * (upstream names from controllers/service/metrics.go, plus ccm-host's
+ * queue and reconcile figures) and their Prometheus text. Lock-free
+ * updates; it must not know how a reconcile works.
+ */
+#ifndef CCM_SERVICE_METRICS_H
+#define CCM_SERVICE_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CCM_SVC_HIST_MAX 16
+
+struct svc_hist {
+  double bounds[CCM_SVC_HIST_MAX]; /* upper bounds in seconds */
+  uint32_t n_bounds;
+  atomic_uint_fast64_t counts[CCM_SVC_HIST_MAX + 1]; /* last: +Inf */
+  atomic_uint_fast64_t sum_us;
+};
+
+struct svc_metrics {
+  atomic_uint_fast64_t lb_sync_total;      /* UpdateLoadBalancer attempts */
+  atomic_uint_fast64_t nodesync_errors;    /* failed node syncs */
+  atomic_uint_fast64_t reconcile_ok;
+  atomic_uint_fast64_t reconcile_error;
+  atomic_uint_fast64_t not_leader_skips;
+  struct svc_hist nodesync_latency;        /* one node-sync round */
+  struct svc_hist update_hosts_latency;    /* one UpdateLoadBalancer */
+  struct svc_hist reconcile_latency;       /* one syncService */
+};
+
+void svc_metrics_init(struct svc_metrics *m);
+void svc_hist_observe(struct svc_hist *h, double seconds);
+/* depth etc. come from the queue; written beside the counters. */
+void svc_metrics_write(const struct svc_metrics *m, FILE *out,
+                       size_t depth, size_t delayed, size_t processing,
+                       uint64_t adds, uint64_t retries, size_t cached);
+
+#endif
