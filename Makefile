@@ -34,15 +34,10 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
-# Until the controllers land, the demo checks every shipped module and runs
-# the conformance kit against the embedded default (lab).
+# The main job on the embedded default: the API test server, ccm-host with
+# the lab provider, kubectl, a hot-swap under load, and a summary.
 demo: build
-	@for m in $(BUILD)/modules/ccm-lab.so; do \
-	  echo "== ccm-host --check-module $$m"; \
-	  $(BUILD)/ccm-host --check-module $$m || exit 1; done
-	@echo "== ccm-conformance on the lab provider"
-	@/bin/sh tests/conformance/run-conformance.sh $(BUILD)/ccm-conformance \
-	  $(BUILD)/modules/ccm-lab.so tests/conformance/lab.cfg
+	@bash examples/demo.sh $(BUILD)
 
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
@@ -53,15 +48,15 @@ FUZZ_SECONDS ?= 3600
 fuzz: build
 	sh tests/fuzz/run_fuzz.sh . $(BUILD)/fuzz -max_total_time=$(FUZZ_SECONDS)
 
-# The unit, ABI, conformance, CLI and Kubernetes-client layers again under
-# ASan and UBSan.
+# The unit, ABI, conformance, CLI, Kubernetes-client, hosts and e2e layers
+# again under ASan and UBSan.
 sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCCM_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) \
-	  -L 'unit|abi|conformance|cli|kube' $(CTEST_ARGS)
+	  -L 'unit|abi|conformance|cli|kube|hosts|e2e' $(CTEST_ARGS)
 
 # After a deliberate, reviewed ABI change (with a CCM_ABI_MINOR bump).
 abi-baseline:

@@ -20,10 +20,13 @@
 
 #include "ccm_provider.h"
 #include "config/config.h"
+#include "controllers/manager.h"
 #include "kube/runtime.h"
 #include "modules/http.h"
 #include "modules/loader.h"
 #include "modules/registry.h"
+#include "server/metrics.h"
+#include "server/server.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -339,7 +342,20 @@ struct main_run {
   struct host_config *cur;   /* generations hold the configs they read */
   struct registry *reg;
   struct runtime *rt;        /* Kubernetes: client, lease, informers */
+  struct ctrl_manager *ctrls; /* the cloud controllers */
+  struct server *srv;        /* /healthz, /readyz, /metrics */
 };
+
+static void main_metrics_registry(FILE *out, void *reg)
+{
+  registry_metrics_write(reg, out);
+}
+
+static void main_metrics_http(FILE *out, void *ud)
+{
+  (void)ud;
+  http_metrics_write(out);
+}
 
 static void main_apply_log_level(const struct main_overrides *ov,
                                  const struct host_config *cfg)
@@ -384,12 +400,9 @@ static void main_log_controllers(const struct host_config *cfg)
 
   main_controllers_string(cfg->controllers, ctrls, sizeof ctrls);
   log_msg(CCM_LOG_INFO, LOG_PREFIX,
-          "controllers enabled: %s (service_workers %u, node_workers %u); "
-          "not implemented in this build: the controllers and the HTTP "
-          "endpoints (listen %s) do not run yet, only the provider "
-          "registry, leader election and the informers", ctrls,
-          (unsigned)cfg->service_workers,
-          (unsigned)cfg->node_workers, cfg->listen);
+          "controllers enabled: %s (service_workers %u, node_workers %u)",
+          ctrls, (unsigned)cfg->service_workers,
+          (unsigned)cfg->node_workers);
 }
 
 static void main_reload(struct main_run *st)
@@ -433,11 +446,22 @@ static void main_reload(struct main_run *st)
   main_log_registry(st->reg);
 }
 
-/* Stop order: informers, then the lease is released (a standby takes
- * over at once), then the providers drain, then the client goes. */
+/* Stop order: the endpoints, then the controllers (in-flight reconciles
+ * finish, each within its own deadline), then the informers and the lease
+ * is released (a standby takes over at once), then the providers drain,
+ * then the client goes. */
 static void main_run_free(struct main_run *st)
 {
+  metrics_unregister(main_metrics_registry, st->reg);
+  metrics_unregister(main_metrics_http, NULL);
+  if (st->ctrls != NULL)
+    metrics_unregister(ctrl_manager_metrics, st->ctrls);
+  server_stop(st->srv);
+  st->srv = NULL;
+  ctrl_manager_stop(st->ctrls);
   runtime_stop(st->rt);
+  ctrl_manager_free(st->ctrls);
+  st->ctrls = NULL;
   if (st->reg != NULL)
     registry_free(st->reg);
   st->reg = NULL;
@@ -447,9 +471,17 @@ static void main_run_free(struct main_run *st)
   st->cur = NULL;
 }
 
+static bool main_ready(void *ud, char *why, size_t cap)
+{
+  return runtime_is_ready(ud, why, cap);
+}
+
+/* Controllers add their informer handlers before the informers start,
+ * and start their workers once the informers run. */
 static int main_start_kube(struct main_run *st)
 {
   struct runtime_opts ro;
+  struct server_hooks hooks = {.ready = main_ready};
   char err[CCM_MAIN_ERR];
 
   memset(&ro, 0, sizeof ro);
@@ -457,11 +489,26 @@ static int main_start_kube(struct main_run *st)
   ro.context = st->ov->context;
   ro.reg = st->reg;
   if (runtime_new(&ro, &st->rt, err, sizeof err) != 0 ||
-      runtime_start(st->rt, err, sizeof err) != 0) {
-    log_msg(CCM_LOG_ERROR, LOG_PREFIX, "%s", err);
-    return -1;
+      ctrl_manager_new(st->cur, st->rt, st->reg, &st->ctrls, err,
+                       sizeof err) != 0 ||
+      runtime_start(st->rt, err, sizeof err) != 0 ||
+      ctrl_manager_start(st->ctrls, err, sizeof err) != 0)
+    goto fail;
+  hooks.ud = st->rt;
+  if (metrics_register(main_metrics_registry, st->reg) != 0 ||
+      metrics_register(main_metrics_http, NULL) != 0 ||
+      metrics_register(ctrl_manager_metrics, st->ctrls) != 0) {
+    snprintf(err, sizeof err, "metrics: out of memory");
+    goto fail;
   }
+  if (server_start(st->cur->listen, &hooks, &st->srv, err, sizeof err) != 0)
+    goto fail;
+  log_msg(CCM_LOG_INFO, LOG_PREFIX, "serving /healthz, /readyz and /metrics "
+          "on %s", st->cur->listen);
   return 0;
+fail:
+  log_msg(CCM_LOG_ERROR, LOG_PREFIX, "%s", err);
+  return -1;
 }
 
 /* Wait for a signal; until the informers have synced, wake every
