@@ -23,7 +23,7 @@
 /* ---- a probe controller: counts Service events, checks its env ---- */
 
 struct probe {
-  const struct ctrl_env *env;
+  struct ctrl_env env; /* copied, as every controller does */
   atomic_int adds, updates, dels;
   atomic_bool started, stopped;
 };
@@ -66,7 +66,7 @@ static int probe_create(const struct ctrl_env *env, void **state, char *err,
     snprintf(err, errlen, "out of memory");
     return -1;
   }
-  p->env = env;
+  p->env = *env;
   h.ud = p;
   if (informer_add_handlers(runtime_services(env->rt), &h) != 0) {
     snprintf(err, errlen, "informer_add_handlers failed");
@@ -180,9 +180,13 @@ static void test_lab_service_reaches_store(void **state)
 
   assert_non_null(probe_last);
   assert_true(atomic_load(&probe_last->started));
-  assert_ptr_equal(probe_last->env, &e->env);
-  assert_string_equal(e->env.cluster_name, "e2e");
-  assert_non_null(e->env.events);
+  assert_ptr_equal(probe_last->env.rt, e->rt);
+  assert_ptr_equal(probe_last->env.reg, e->reg);
+  assert_ptr_equal(probe_last->env.cfg, e->cfg);
+  assert_string_equal(probe_last->env.cluster_name, "e2e");
+  /* Its own Event recorder, apart from the harness's shared one. */
+  assert_non_null(probe_last->env.events);
+  assert_ptr_not_equal(probe_last->env.events, e->env.events);
   assert_int_equal(e->env.workers, 2);
   assert_int_equal(e->env.call_timeout_ms, 10000);
   assert_true(runtime_is_leader(e->rt)); /* election off */
