@@ -20,10 +20,10 @@
 #include "kube/kubeconfig.h"
 #include "kube/limiter.h"
 #include "modules/http.h"
+#include "util/curl_pool.h"
 #include "util/log.h"
 #include "util/mem.h"
 
-#define CCM_KUBE_POOL_MAX 8
 #define CCM_KUBE_BODY_MAX (256u << 20)
 #define CCM_KUBE_LINE_MAX (64u << 20)
 #define CCM_KUBE_DEFAULT_TIMEOUT_MS 30000
@@ -43,9 +43,8 @@ struct kube_client {
   CURLSH *share;
   pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 
-  pthread_mutex_t lock; /* pool, token, jitter state; never across I/O */
-  CURL *pool[CCM_KUBE_POOL_MAX];
-  size_t n_pool;
+  struct curl_pool pool; /* idle handles: connections are reused */
+  pthread_mutex_t lock; /* token, jitter state; never across I/O */
   char *token;
   int64_t token_read_us;
   uint64_t jitter;
@@ -203,32 +202,6 @@ static void kc_share_unlock(CURL *h, curl_lock_data data, void *ud)
     pthread_mutex_unlock(&c->share_lock[data]);
 }
 
-static CURL *kc_handle_get(struct kube_client *c)
-{
-  CURL *h = NULL;
-
-  pthread_mutex_lock(&c->lock);
-  if (c->n_pool > 0)
-    h = c->pool[--c->n_pool];
-  pthread_mutex_unlock(&c->lock);
-  if (h == NULL)
-    h = curl_easy_init();
-  return h;
-}
-
-static void kc_handle_put(struct kube_client *c, CURL *h)
-{
-  if (h == NULL)
-    return;
-  pthread_mutex_lock(&c->lock);
-  if (c->n_pool < CCM_KUBE_POOL_MAX) {
-    c->pool[c->n_pool++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&c->lock);
-  if (h != NULL)
-    curl_easy_cleanup(h);
-}
 
 /* ---- tokens ---------------------------------------------------------------- */
 
@@ -603,7 +576,7 @@ int kube_request_ex(struct kube_client *c, const char *method,
                                                 : c->timeout_ms;
   ulen = strlen(c->conn.server) + strlen(path) + 1;
   url = mem_alloc(ulen);
-  h = kc_handle_get(c);
+  h = curl_pool_take(&c->pool);
   if (url == NULL || h == NULL) {
     kc_msg(out->message, sizeof out->message, "out of memory");
     goto fail;
@@ -665,7 +638,7 @@ int kube_request_ex(struct kube_client *c, const char *method,
   }
 fail:
   mem_free(b.data);
-  kc_handle_put(c, h);
+  curl_pool_give(&c->pool, h);
   mem_free(url);
   if (out->body == NULL) {
     out->body = mem_strdup("");
@@ -699,7 +672,7 @@ int kube_watch(struct kube_client *c, const char *path, kube_line_fn *fn,
   memset(&b, 0, sizeof b);
   ulen = strlen(c->conn.server) + strlen(path) + 1;
   url = mem_alloc(ulen);
-  h = kc_handle_get(c);
+  h = curl_pool_take(&c->pool);
   if (url == NULL || h == NULL) {
     kc_msg(out->message, sizeof out->message, "out of memory");
     goto fail;
@@ -740,7 +713,7 @@ int kube_watch(struct kube_client *c, const char *path, kube_line_fn *fn,
   }
 fail:
   mem_free(b.data);
-  kc_handle_put(c, h);
+  curl_pool_give(&c->pool, h);
   mem_free(url);
   if (out->body == NULL) {
     out->body = mem_strdup("");
@@ -780,6 +753,7 @@ int kube_client_new(const struct kube_client_opts *opts,
     goto fail;
   }
   pthread_mutex_init(&c->lock, NULL);
+  curl_pool_init(&c->pool);
   for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&c->share_lock[i], NULL);
   if (kubeconfig_resolve(opts->kubeconfig, opts->context, opts->master,
@@ -843,6 +817,7 @@ fail_conn:
 fail_locks:
   for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_destroy(&c->share_lock[i]);
+  curl_pool_destroy(&c->pool);
   pthread_mutex_destroy(&c->lock);
 fail:
   mem_free(c);
@@ -853,13 +828,11 @@ fail:
 
 void kube_client_free(struct kube_client *c)
 {
-  size_t i;
   int j;
 
   if (c == NULL)
     return;
-  for (i = 0; i < c->n_pool; i++)
-    curl_easy_cleanup(c->pool[i]);
+  curl_pool_destroy(&c->pool);
   curl_share_cleanup(c->share);
   limiter_destroy(&c->limiter);
   mem_free(c->user_agent);

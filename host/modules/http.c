@@ -14,10 +14,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/curl_pool.h"
 #include "util/log.h"
 #include "util/mem.h"
 
-#define CCM_HTTP_POOL_MAX 8               /* idle easy handles per client */
 #define CCM_HTTP_BODY_MAX (64u << 20)     /* response body bytes */
 #define CCM_HTTP_HEADERS_MAX 256          /* response headers kept */
 #define CCM_HTTP_REQ_HEADERS_MAX 128      /* request headers accepted */
@@ -77,9 +77,8 @@ struct http_client {
   double burst;
   uint32_t timeout_ms;
 
-  pthread_mutex_t lock; /* pool, bucket and faults; never across I/O */
-  CURL *pool[CCM_HTTP_POOL_MAX];
-  size_t n_pool;
+  struct curl_pool pool; /* idle handles: connections are reused */
+  pthread_mutex_t lock; /* bucket and faults; never across I/O */
   double tokens;
   int64_t refill_us;
   struct http_fault_entry *faults;
@@ -485,6 +484,7 @@ struct http_client *http_client_new(const char *owner,
     goto fail;
   }
   lock_ready = true;
+  curl_pool_init(&c->pool);
   c->owner = mem_strdup(owner);
   if (c->owner == NULL)
     goto oom;
@@ -516,8 +516,10 @@ oom:
            owner);
 fail:
   if (c != NULL) {
-    if (lock_ready)
+    if (lock_ready) {
+      curl_pool_destroy(&c->pool);
       pthread_mutex_destroy(&c->lock);
+    }
     mem_free(c->owner);
     mem_free(c->ca_file);
     mem_free(c->proxy);
@@ -545,13 +547,10 @@ void http_faults_clear(struct http_client *c)
 
 void http_client_free(struct http_client *c)
 {
-  size_t i;
-
   if (c == NULL)
     return;
   http_faults_clear(c);
-  for (i = 0; i < c->n_pool; i++)
-    curl_easy_cleanup(c->pool[i]);
+  curl_pool_destroy(&c->pool);
   http_metrics_detach(c->metrics);
   pthread_mutex_destroy(&c->lock);
   mem_free(c->owner);
@@ -836,30 +835,6 @@ static int xfer_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
   return http_cancelled(ud) ? 1 : 0;
 }
 
-static CURL *http_pool_take(struct http_client *c)
-{
-  CURL *h = NULL;
-
-  pthread_mutex_lock(&c->lock);
-  if (c->n_pool > 0)
-    h = c->pool[--c->n_pool];
-  pthread_mutex_unlock(&c->lock);
-  if (h == NULL)
-    h = curl_easy_init();
-  return h;
-}
-
-static void http_pool_give(struct http_client *c, CURL *h)
-{
-  pthread_mutex_lock(&c->lock);
-  if (c->n_pool < CCM_HTTP_POOL_MAX) {
-    c->pool[c->n_pool++] = h;
-    h = NULL;
-  }
-  pthread_mutex_unlock(&c->lock);
-  if (h != NULL)
-    curl_easy_cleanup(h);
-}
 
 static int http_curl_status(CURLcode cc)
 {
@@ -903,7 +878,7 @@ static int http_perform(struct http_exchange *x, struct ccm_http_response *r)
   size_t i;
   int rc = CCM_ERR_INTERNAL;
 
-  h = http_pool_take(c);
+  h = curl_pool_take(&c->pool);
   if (h == NULL)
     return CCM_ERR_INTERNAL;
   /* reset keeps the live connections and caches of the handle. */
@@ -978,7 +953,7 @@ out:
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
   curl_slist_free_all(hdrs);
-  http_pool_give(c, h);
+  curl_pool_give(&c->pool, h);
   return rc;
 }
 
