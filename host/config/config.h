@@ -48,6 +48,8 @@ struct host_config {
   const char *cluster_name;
   const char *kubeconfig;    /* NULL = in-cluster; resolved like module */
   const char *master;        /* NULL = from kubeconfig */
+  double kube_api_qps;       /* client-side limiter to the API server */
+  int kube_api_burst;
   uint32_t controllers;      /* CCM_CTRL_* */
   uint32_t service_workers, node_workers;
   uint32_t service_node_sync_period_s;  /* service LB host-set resync */

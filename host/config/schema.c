@@ -254,6 +254,14 @@ static const struct schema_key schema[] = {
   {.path = "master", .kind = SK_STRING, .check = check_nonempty,
    .dest = SD_STR, .offset = HC(master),
    .help = "URL of the Kubernetes API server; overrides the kubeconfig."},
+  {.path = "kube_api_qps", .kind = SK_NUMBER, .def = "20", .min = 1,
+   .max = 100000, .dest = SD_DOUBLE, .offset = HC(kube_api_qps),
+   .help = "Sustained request rate to the Kubernetes API (upstream "
+           "--kube-api-qps, 20). Watches do not count. Read at start only."},
+  {.path = "kube_api_burst", .kind = SK_INT, .def = "30", .min = 1,
+   .max = 100000, .dest = SD_INT, .offset = HC(kube_api_burst),
+   .help = "Requests allowed at once above kube_api_qps (upstream "
+           "--kube-api-burst, 30). Read at start only."},
   {.path = "controllers", .kind = SK_STRINGS,
    .def = "[\"service\", \"node\", \"node-lifecycle\"]",
    .check = check_controller,

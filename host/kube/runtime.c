@@ -144,6 +144,8 @@ int runtime_new(const struct runtime_opts *o, struct runtime **out,
   }
 
   memset(&ko, 0, sizeof ko);
+  ko.qps = o->cfg->kube_api_qps;
+  ko.burst = o->cfg->kube_api_burst;
   ko.kubeconfig = rt->kubeconfig;
   ko.context = o->context;
   ko.master = rt->master;
