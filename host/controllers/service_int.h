@@ -80,11 +80,16 @@ void svc_input_free(struct svc_input *in);
 void svc_event(struct svc_ctrl *c, const struct obj_service *s,
                const char *type, const char *reason, const char *fmt, ...)
     CCM_PRINTF(5, 6);
-/* One PUT: the finalizer plus the name (and class) records. Fails with
- * KUBE_NOT_FOUND when the object now has another UID. */
+/* One PUT: the finalizer plus the name (and class) records; drop_inputs
+ * also removes a stale input fingerprint. Fails with KUBE_NOT_FOUND when
+ * the object now has another UID. */
 int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
-                    const char *lb_name, const char *lb_class, char *msg,
-                    size_t msglen);
+                    const char *lb_name, const char *lb_class,
+                    bool drop_inputs, char *msg, size_t msglen);
+/* Set the input fingerprint annotation (UID-guarded PUT; no write when it
+ * already holds inputs; gone = OK). */
+int svc_kube_record_inputs(struct svc_ctrl *c, const struct obj_service *s,
+                           const char *inputs, char *msg, size_t msglen);
 /* Remove the finalizer from the object with s's UID (gone = OK). */
 int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
                               char *msg, size_t msglen);

@@ -1,14 +1,16 @@
 /*
  * service_kube.c: the service controller's Kubernetes writes: the
  * finalizer with the name records (one PUT), finalizer removal, the
- * status patch, and Events. Each write is guarded by the Service's UID so
- * that a re-created Service is never touched on the old one's behalf.
+ * input fingerprint record, the status patch, and Events. Each write is
+ * guarded by the Service's UID so that a re-created Service is never
+ * touched on the old one's behalf.
  * It must not call providers or decide what to write.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "controllers/service_fprint.h"
 #include "controllers/service_int.h"
 #include "controllers/service_logic.h"
 #include "kube/writes.h"
@@ -49,7 +51,9 @@ struct svc_record {
   const char *uid;
   const char *lb_name;
   const char *lb_class;
-  bool remove;
+  bool remove;             /* drop the finalizer (nothing else) */
+  bool drop_inputs;        /* record: also drop the inputs annotation */
+  const char *inputs;      /* non-NULL: only set the inputs annotation */
 };
 
 static bool svc_uid_matches(const cJSON *obj, const char *uid)
@@ -85,6 +89,18 @@ static int svc_set_annotation(cJSON *meta, const char *key, const char *value)
   return 0;
 }
 
+/* Remove annotations[key]; 1 when it was absent, 0 when removed. */
+static int svc_del_annotation(cJSON *meta, const char *key)
+{
+  cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+
+  if (!cJSON_IsObject(ann) ||
+      cJSON_GetObjectItemCaseSensitive(ann, key) == NULL)
+    return 1;
+  cJSON_DeleteItemFromObjectCaseSensitive(ann, key);
+  return 0;
+}
+
 static int svc_mutate(cJSON *obj, void *ud)
 {
   const struct svc_record *r = ud;
@@ -94,6 +110,8 @@ static int svc_mutate(cJSON *obj, void *ud)
 
   if (!cJSON_IsObject(meta) || !svc_uid_matches(obj, r->uid))
     return KUBE_NOT_FOUND; /* the Service we meant is gone */
+  if (r->inputs != NULL)
+    return svc_set_annotation(meta, CCM_SVC_INPUTS_ANNOTATION, r->inputs);
   fins = cJSON_GetObjectItemCaseSensitive(meta, "finalizers");
   if (r->remove) {
     if (!kube_has_finalizer(obj, CCM_SVC_FINALIZER))
@@ -127,14 +145,17 @@ static int svc_mutate(cJSON *obj, void *ud)
       return rc;
     changed |= rc == 0;
   }
+  if (r->drop_inputs)
+    changed |= svc_del_annotation(meta, CCM_SVC_INPUTS_ANNOTATION) == 0;
   return changed ? 0 : 1;
 }
 
 int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
-                    const char *lb_name, const char *lb_class, char *msg,
-                    size_t msglen)
+                    const char *lb_name, const char *lb_class,
+                    bool drop_inputs, char *msg, size_t msglen)
 {
-  struct svc_record r = {s->meta.uid, lb_name, lb_class, false};
+  struct svc_record r = {s->meta.uid, lb_name, lb_class, false, drop_inputs,
+                         NULL};
   char path[1024];
 
   if (svc_path(s, path, sizeof(path)) != 0) {
@@ -148,7 +169,23 @@ int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
 int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
                               char *msg, size_t msglen)
 {
-  struct svc_record r = {s->meta.uid, NULL, NULL, true};
+  struct svc_record r = {s->meta.uid, NULL, NULL, true, false, NULL};
+  char path[1024];
+  int st;
+
+  if (svc_path(s, path, sizeof(path)) != 0) {
+    snprintf(msg, msglen, "path too long");
+    return KUBE_ERROR;
+  }
+  st = kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
+                         svc_mutate, &r, 0, NULL, msg, msglen);
+  return st == KUBE_NOT_FOUND ? KUBE_OK : st;
+}
+
+int svc_kube_record_inputs(struct svc_ctrl *c, const struct obj_service *s,
+                           const char *inputs, char *msg, size_t msglen)
+{
+  struct svc_record r = {s->meta.uid, NULL, NULL, false, false, inputs};
   char path[1024];
   int st;
 

@@ -1,14 +1,16 @@
 /*
  * service_sync.c: one pass over one Service key: syncService (the ensure
  * and delete branches in upstream's exact order, re-creation, deletion of
- * a vanished Service by its cached object) and nodeSyncService (the
- * backend host set). It checks leadership before every mutating action.
- * It must not touch the queue: the worker acts on the result.
+ * a vanished Service by its cached object, the skip of an unchanged
+ * Service after a start) and nodeSyncService (the backend host set). It
+ * checks leadership before every mutating action. It must not touch the
+ * queue: the worker acts on the result.
  */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "controllers/service_fprint.h"
 #include "controllers/service_int.h"
 #include "controllers/service_logic.h"
 #include "kube/writes.h"
@@ -292,7 +294,19 @@ static void svc_remember(struct svc_ctrl *c, const char *key,
   svc_nodes_unref(old);
 }
 
-/* The ensure branch of syncLoadBalancerIfNeeded. */
+/* The fingerprint recorded on s, or NULL. */
+static const char *svc_recorded_inputs(const struct obj_service *s)
+{
+  const char *v = obj_annotation(&s->meta, CCM_SVC_INPUTS_ANNOTATION);
+
+  return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* The ensure branch of syncLoadBalancerIfNeeded. After a success the
+ * input fingerprint is recorded (after the status, so a matching record
+ * implies the ensure and the status both landed); a record that does not
+ * match the inputs about to be sent is dropped before the provider call,
+ * so that a crash mid-ensure can never leave a matching record behind. */
 static void svc_ensure(struct svc_ctrl *c, const char *key,
                        const struct obj_service *s, const struct svc_lb *lb,
                        struct svc_result *r)
@@ -300,9 +314,12 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
   struct provider_ref ref = {0};
   struct ccm_lb_status st = {0};
   struct svc_nodes *nodes = NULL;
+  const char *recorded = svc_recorded_inputs(s);
+  char fp[CCM_HASH_HEX];
   struct svc_input in;
   struct ccm_call call;
   char msg[512] = "";
+  bool add, drop;
   int rc;
 
   memset(&in, 0, sizeof(in));
@@ -311,31 +328,32 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
   svc_event(c, s, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer");
   if (!svc_provider(c, lb, &ref, r))
     return;
+  nodes = svc_ctrl_nodes(c);
+  if (nodes == NULL ||
+      svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class, &in) ||
+      svc_fprint(&in.svc, &nodes->list, fp) != 0) {
+    svc_fail(r, NULL, "out of memory");
+    goto out;
+  }
   /* The finalizer and the name record go first: no cloud call may
    * happen before the host can find and delete what it creates. */
-  if (svc_finalizer_add_needed(s)) {
+  add = svc_finalizer_add_needed(s);
+  drop = recorded != NULL && (add || strcmp(recorded, fp) != 0);
+  if (add || drop) {
     if (!svc_leader(c, r))
       goto out;
-    rc = svc_kube_record(c, s, lb->name, lb->lb_class, msg, sizeof(msg));
+    rc = svc_kube_record(c, s, lb->name, lb->lb_class, drop, msg,
+                         sizeof(msg));
     if (rc != KUBE_OK) {
       svc_fail(r, "failed to add load balancer cleanup finalizer",
                msg[0] ? msg : kube_status_name(rc));
       goto out;
     }
   }
-  nodes = svc_ctrl_nodes(c);
-  if (nodes == NULL) {
-    svc_fail(r, NULL, "out of memory");
-    goto out;
-  }
   if (nodes->n == 0)
     svc_event(c, s, "Warning", "UnAvailableLoadBalancer",
               "There are no available nodes for LoadBalancer");
   svc_remember(c, key, lb, nodes);
-  if (svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class, &in)) {
-    svc_fail(r, NULL, "out of memory");
-    goto out;
-  }
   if (!svc_leader(c, r))
     goto out;
   call_init(&call, c->env.call_timeout_ms);
@@ -356,12 +374,68 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
       goto out;
     }
   }
+  if (recorded == NULL || drop) {
+    if (!svc_leader(c, r))
+      goto out;
+    msg[0] = '\0';
+    rc = svc_kube_record_inputs(c, s, fp, msg, sizeof(msg));
+    if (rc != KUBE_OK) {
+      /* The load balancer is fine; only a restart's skip is lost. */
+      log_msg(CCM_LOG_WARN, "service", "%s: cannot record the input "
+              "fingerprint: %s", key, msg[0] ? msg : kube_status_name(rc));
+    }
+  }
   r->out = SVC_OUT_DONE;
 out:
   lb_status_clear(&st);
   svc_input_free(&in);
   svc_nodes_unref(nodes);
   registry_release(&ref);
+}
+
+/* The first sync of a Service since this controller started: when the
+ * Service carries our finalizer, a recorded name, an ingress and an input
+ * fingerprint equal to the current inputs, the last ensure already gave
+ * the provider exactly these inputs: skip it (no provider call) and take
+ * the nodes it was given as last synced, so a later node change still
+ * updates the hosts. True when skipped (r says DONE). */
+static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
+                               const struct obj_service *s,
+                               const struct svc_lb *lb, struct svc_result *r)
+{
+  const char *recorded = svc_recorded_inputs(s);
+  const char *name = obj_annotation(&s->meta, CCM_SVC_NAME_ANNOTATION);
+  struct provider_ref ref = {0};
+  struct svc_nodes *nodes = NULL;
+  struct svc_result pr = {0};
+  char fp[CCM_HASH_HEX] = "";
+  struct svc_input in;
+  bool skip = false;
+
+  memset(&in, 0, sizeof(in));
+  if (recorded == NULL || name == NULL || *name == '\0' ||
+      s->n_ingress == 0 || s->meta.deleting ||
+      !obj_service_has_finalizer(s, CCM_SVC_FINALIZER))
+    return false;
+  if (!svc_provider(c, lb, &ref, &pr))
+    return false; /* the ensure path reports it */
+  nodes = svc_ctrl_nodes(c);
+  if (nodes != NULL &&
+      svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class,
+                      &in) == 0 &&
+      svc_fprint(&in.svc, &nodes->list, fp) == 0)
+    skip = strcmp(fp, recorded) == 0;
+  if (skip) {
+    svc_remember(c, key, lb, nodes);
+    atomic_fetch_add(&c->m.ensure_skipped, 1);
+    log_msg(CCM_LOG_DEBUG, "service", "%s: inputs unchanged since the "
+            "last ensure: not ensured again", key);
+    r->out = SVC_OUT_DONE;
+  }
+  svc_input_free(&in);
+  svc_nodes_unref(nodes);
+  registry_release(&ref);
+  return skip;
 }
 
 /* ---- syncService -------------------------------------------------- */
@@ -490,6 +564,9 @@ void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r)
   }
   br = svc_branch_for(s, svc_class_served(c, s->lb_class));
   svc_lb_resolve(s, sn.present ? &sn.e : NULL, &lb);
+  if (br == SVC_BRANCH_ENSURE && !sn.present &&
+      svc_skip_unchanged(c, key, s, &lb, r))
+    goto out;
   if (br == SVC_BRANCH_ENSURE)
     svc_ensure(c, key, s, &lb, r);
   else if (br == SVC_BRANCH_DELETE)

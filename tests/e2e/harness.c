@@ -57,6 +57,23 @@ static int64_t e2e_now_ms(void)
 
 /* ---- host.cfg ---- */
 
+/* One provider's config group body and its closing braces. */
+static void e2e_write_provider_config(FILE *f, const char *kind,
+                                      const char *state_file,
+                                      const char *call_log,
+                                      const char *provider_config)
+{
+  if (strcmp(kind, "lab") == 0)
+    fprintf(f,
+            "      state_file = \"%s\";\n"
+            "      ipv4_pools = [\"203.0.113.0/24\"];\n"
+            "      ipv6_pools = [\"2001:db8::/120\"];\n",
+            state_file);
+  else
+    fprintf(f, "      call_log = \"%s\";\n", call_log);
+  fprintf(f, "      %s\n    };\n  }", provider_config ? provider_config : "");
+}
+
 static int e2e_write_cfg(struct e2e *e, const char *kind, const char *module,
                          const char *provider_config, const char *host_config,
                          uint32_t call_timeout_ms)
@@ -78,21 +95,29 @@ static int e2e_write_cfg(struct e2e *e, const char *kind, const char *module,
           "providers = (\n"
           "  {\n"
           "    name = \"%s\";\n"
+          "%s"
           "    module = \"%s\";\n"
           "    call_timeout_ms = %u;\n"
           "    config = {\n",
           e->kd.kubeconfig, e->dir, host_config ? host_config : "",
-          e->provider, module, (unsigned)call_timeout_ms);
-  if (strcmp(kind, "lab") == 0)
+          e->provider, e->extra_name[0] ? "    default = true;\n" : "",
+          module, (unsigned)call_timeout_ms);
+  e2e_write_provider_config(f, kind, e->state_file, e->call_log,
+                            provider_config);
+  if (e->extra_name[0]) {
     fprintf(f,
-            "      state_file = \"%s\";\n"
-            "      ipv4_pools = [\"203.0.113.0/24\"];\n"
-            "      ipv6_pools = [\"2001:db8::/120\"];\n",
-            e->state_file);
-  else
-    fprintf(f, "      call_log = \"%s\";\n", e->call_log);
-  fprintf(f, "      %s\n    };\n  }\n);\n",
-          provider_config ? provider_config : "");
+            ",\n  {\n"
+            "    name = \"%s\";\n"
+            "    load_balancer_class = \"%s\";\n"
+            "    module = \"%s\";\n"
+            "    call_timeout_ms = %u;\n"
+            "    config = {\n",
+            e->extra_name, e->extra_class, e->extra_module,
+            (unsigned)call_timeout_ms);
+    e2e_write_provider_config(f, e->extra_kind, e->extra_state_file,
+                              e->extra_call_log, e->extra_config);
+  }
+  fputs("\n);\n", f);
   if (fclose(f) != 0) {
     e2e_log("cannot write %s", e->cfg_path);
     return -1;
@@ -124,12 +149,83 @@ static const char *e2e_default_module(const char *kind)
 
 /* ---- start and stop ---- */
 
+static int e2e_set_extra(struct e2e *e, const struct e2e_provider_opts *x)
+{
+  const char *kind = x->kind ? x->kind : "fake";
+
+  if (!x->name || !*x->name || !x->lb_class || !*x->lb_class ||
+      strlen(x->name) >= sizeof e->extra_name ||
+      (strcmp(kind, "lab") != 0 && strcmp(kind, "fake") != 0)) {
+    e2e_log("extra provider: needs a short name, a class and kind lab or "
+            "fake");
+    return -1;
+  }
+  snprintf(e->extra_name, sizeof e->extra_name, "%s", x->name);
+  snprintf(e->extra_kind, sizeof e->extra_kind, "%s", kind);
+  e->extra_module = mem_strdup(x->module ? x->module
+                                         : e2e_default_module(kind));
+  e->extra_class = mem_strdup(x->lb_class);
+  e->extra_config = mem_strdup(x->config ? x->config : "");
+  if (!e->extra_module || !e->extra_class || !e->extra_config)
+    return -1;
+  return 0;
+}
+
+/* A new registry with every provider of e->cfg loaded. */
+static int e2e_load_registry(struct e2e *e)
+{
+  char err[E2E_ERR];
+
+  e->reg = registry_new(e->cfg->state_dir, e->cfg->drain_timeout_ms);
+  if (!e->reg) {
+    e2e_log("registry_new failed");
+    return -1;
+  }
+  if (registry_apply(e->reg, e->cfg, err, sizeof err) != 0) {
+    e2e_log("registry_apply: %s", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* The runtime (not started), the Event recorder and e->env. */
+static int e2e_build_runtime(struct e2e *e, uint32_t workers)
+{
+  struct runtime_opts ro;
+  struct kube_events_opts eo;
+  char err[E2E_ERR];
+
+  memset(&ro, 0, sizeof ro);
+  ro.cfg = e->cfg;
+  ro.reg = e->reg;
+  if (runtime_new(&ro, &e->rt, err, sizeof err) != 0) {
+    e2e_log("runtime_new: %s", err);
+    e->rt = NULL;
+    return -1;
+  }
+  memset(&eo, 0, sizeof eo);
+  eo.component = "cloud-controller-manager";
+  if (kube_events_new(runtime_client(e->rt), &eo, &e->events, err,
+                      sizeof err) != 0) {
+    e2e_log("kube_events_new: %s", err);
+    e->events = NULL;
+    return -1;
+  }
+
+  e->env.cfg = e->cfg;
+  e->env.cluster_name = e->cfg->cluster_name;
+  e->env.rt = e->rt;
+  e->env.reg = e->reg;
+  e->env.events = e->events;
+  e->env.workers = workers;
+  e->env.call_timeout_ms = e->cfg->providers[0].call_timeout_ms;
+  return 0;
+}
+
 int e2e_setup(struct e2e *e, const struct e2e_opts *o)
 {
   static const struct e2e_opts none;
-  struct runtime_opts ro;
-  struct kube_events_opts eo;
-  char err[E2E_ERR], path[400];
+  char path[400];
   const char *kind;
 
   memset(e, 0, sizeof *e);
@@ -148,6 +244,8 @@ int e2e_setup(struct e2e *e, const struct e2e_opts *o)
     e->host_config = mem_strdup(o->host_config);
   if ((o->provider_config && !e->provider_config) ||
       (o->host_config && !e->host_config))
+    return -1;
+  if (o->extra && e2e_set_extra(e, o->extra) != 0)
     return -1;
   if (http_global_init() != 0) {
     e2e_log("http_global_init failed");
@@ -180,6 +278,12 @@ int e2e_setup(struct e2e *e, const struct e2e_opts *o)
   snprintf(e->cfg_path, sizeof e->cfg_path, "%s/host.cfg", e->dir);
   snprintf(e->state_file, sizeof e->state_file, "%s/lab-state.json", e->dir);
   snprintf(e->call_log, sizeof e->call_log, "%s/fake-calls.log", e->dir);
+  if (e->extra_name[0]) {
+    snprintf(e->extra_state_file, sizeof e->extra_state_file,
+             "%s/lab-state-%s.json", e->dir, e->extra_name);
+    snprintf(e->extra_call_log, sizeof e->extra_call_log,
+             "%s/fake-calls-%s.log", e->dir, e->extra_name);
+  }
   if (e2e_write_cfg(e, kind, o->module ? o->module : e2e_default_module(kind),
                     e->provider_config, e->host_config,
                     o->call_timeout_ms ? o->call_timeout_ms : 10000) != 0)
@@ -188,41 +292,9 @@ int e2e_setup(struct e2e *e, const struct e2e_opts *o)
   if (!e->cfg)
     return -1;
 
-  e->reg = registry_new(e->cfg->state_dir, e->cfg->drain_timeout_ms);
-  if (!e->reg) {
-    e2e_log("registry_new failed");
+  if (e2e_load_registry(e) != 0)
     return -1;
-  }
-  if (registry_apply(e->reg, e->cfg, err, sizeof err) != 0) {
-    e2e_log("registry_apply: %s", err);
-    return -1;
-  }
-
-  memset(&ro, 0, sizeof ro);
-  ro.cfg = e->cfg;
-  ro.reg = e->reg;
-  if (runtime_new(&ro, &e->rt, err, sizeof err) != 0) {
-    e2e_log("runtime_new: %s", err);
-    e->rt = NULL;
-    return -1;
-  }
-  memset(&eo, 0, sizeof eo);
-  eo.component = "cloud-controller-manager";
-  if (kube_events_new(runtime_client(e->rt), &eo, &e->events, err,
-                      sizeof err) != 0) {
-    e2e_log("kube_events_new: %s", err);
-    e->events = NULL;
-    return -1;
-  }
-
-  e->env.cfg = e->cfg;
-  e->env.cluster_name = e->cfg->cluster_name;
-  e->env.rt = e->rt;
-  e->env.reg = e->reg;
-  e->env.events = e->events;
-  e->env.workers = o->workers ? o->workers : 2;
-  e->env.call_timeout_ms = e->cfg->providers[0].call_timeout_ms;
-  return 0;
+  return e2e_build_runtime(e, o->workers ? o->workers : 2);
 }
 
 int e2e_run_controller(struct e2e *e, const struct controller_ops *ops)
@@ -314,9 +386,11 @@ int e2e_start(struct e2e *e, const struct e2e_opts *o)
   return e2e_go(e);
 }
 
-void e2e_stop(struct e2e *e)
+/* Stop and destroy the controllers (keeping their ops in ops when
+ * non-NULL), the runtime and its Event recorder. */
+static void e2e_teardown_runtime(struct e2e *e,
+                                 const struct controller_ops **ops)
 {
-  char cmd[300];
   size_t i;
 
   /* Workers first: they may still write through the runtime's client. */
@@ -333,6 +407,8 @@ void e2e_stop(struct e2e *e)
   for (i = e->n_ctrls; i > 0; i--) {
     struct e2e_ctrl *c = &e->ctrls[i - 1];
 
+    if (ops)
+      ops[i - 1] = c->ops;
     c->ops->destroy(c->state);
     c->state = NULL;
     kube_events_free(c->events);
@@ -342,6 +418,40 @@ void e2e_stop(struct e2e *e)
   if (e->events)
     kube_events_free(e->events);
   e->events = NULL;
+}
+
+int e2e_restart(struct e2e *e, bool reload_providers)
+{
+  const struct controller_ops *ops[CCM_E2E_MAX_CONTROLLERS];
+  uint32_t workers = e->env.workers ? e->env.workers : 2;
+  size_t i, n = e->n_ctrls;
+
+  if (!e->rt || !e->cfg)
+    return -1;
+  e2e_teardown_runtime(e, ops);
+  runtime_free(e->rt);
+  e->rt = NULL;
+  memset(&e->env, 0, sizeof e->env);
+  if (reload_providers) {
+    registry_free(e->reg);
+    e->reg = NULL;
+    if (e2e_load_registry(e) != 0)
+      return -1;
+  }
+  if (e2e_build_runtime(e, workers) != 0)
+    return -1;
+  for (i = 0; i < n; i++)
+    if (e2e_run_controller(e, ops[i]) != 0)
+      return -1;
+  return e2e_go(e);
+}
+
+void e2e_stop(struct e2e *e)
+{
+  char cmd[300];
+  size_t i;
+
+  e2e_teardown_runtime(e, NULL);
   if (e->reg)
     registry_free(e->reg);
   e->reg = NULL;
@@ -366,6 +476,10 @@ void e2e_stop(struct e2e *e)
   mem_free(e->provider_config);
   mem_free(e->host_config);
   e->provider_config = e->host_config = NULL;
+  mem_free(e->extra_module);
+  mem_free(e->extra_config);
+  mem_free(e->extra_class);
+  e->extra_module = e->extra_config = e->extra_class = NULL;
   if (e->http_up)
     http_global_cleanup();
   e->http_up = false;
@@ -652,9 +766,15 @@ const char *e2e_json_str(const cJSON *obj, const char *dotted)
 
 int e2e_call_count(struct e2e *e, const char *op, const char *arg_part)
 {
+  return e2e_call_count_in(e->call_log, op, arg_part);
+}
+
+int e2e_call_count_in(const char *call_log, const char *op,
+                      const char *arg_part)
+{
   char line[2048];
   size_t oplen = strlen(op);
-  FILE *f = fopen(e->call_log, "r");
+  FILE *f = fopen(call_log, "r");
   int n = 0;
 
   if (!f)

@@ -1,6 +1,7 @@
 /*
  * harness.h: the e2e test harness: the Kubernetes API double, a host.cfg
- * with one provider (lab or fake), the provider registry, the runtime
+ * with one provider (lab or fake; optionally a second one bound to a
+ * load-balancer class), the provider registry, the runtime
  * (client, informers), the Event recorder and a filled struct ctrl_env,
  * plus helpers to write objects and wait for outcomes. Test code only.
  *
@@ -52,6 +53,18 @@
 #define CCM_E2E_NODES "/api/v1/nodes"
 #define CCM_E2E_SERVICES_DEFAULT "/api/v1/namespaces/default/services"
 
+/* A second provider, bound to a spec.loadBalancerClass (e2e_opts.extra).
+ * The harness writes its state_file (lab: <dir>/lab-state-<name>.json) or
+ * call_log (fake: <dir>/fake-calls-<name>.log) as for the first one; the
+ * first provider is then written with `default = true;`. */
+struct e2e_provider_opts {
+  const char *name;       /* required, e.g. "b"; not the first's name */
+  const char *kind;       /* "lab" or "fake" (default "fake") */
+  const char *module;     /* NULL: the kind's default module */
+  const char *config;     /* extra text in its config group, as above */
+  const char *lb_class;   /* required: its load_balancer_class */
+};
+
 struct e2e_opts {
   /* "lab" (default) or "fake": the provider's name and module. */
   const char *provider;
@@ -74,6 +87,8 @@ struct e2e_opts {
   uint32_t workers;           /* ctrl_env.workers; 0: 2 */
   /* For e2e_start only: NULL-terminated controllers to create and start. */
   const struct controller_ops *const *controllers;
+  /* A second provider bound to a class; NULL: only the one above. */
+  const struct e2e_provider_opts *extra;
 };
 
 struct e2e_ctrl {
@@ -94,6 +109,14 @@ struct e2e {
   char kind[16];              /* its module's kind now (after swaps) */
   char *provider_config;      /* the test's config text (e2e_opts) */
   char *host_config;          /* the test's host.cfg lines (e2e_opts) */
+  /* The second provider (e2e_opts.extra); extra_name[0] == '\0': none. */
+  char extra_name[32];
+  char extra_kind[16];
+  char *extra_module;
+  char *extra_config;
+  char *extra_class;
+  char extra_state_file[320]; /* lab: <dir>/lab-state-<name>.json */
+  char extra_call_log[320];   /* fake: <dir>/fake-calls-<name>.log */
   struct host_config *cfg;    /* the current config (after swaps: newest) */
   struct host_config *configs[CCM_E2E_MAX_CONFIGS]; /* all loaded, freed on stop */
   size_t n_configs;
@@ -123,6 +146,17 @@ int e2e_start(struct e2e *e, const struct e2e_opts *o);
  * flush and free the Event recorder, free the registry, runtime and
  * configs, stop the double and remove the temp dir. Idempotent. */
 void e2e_stop(struct e2e *e);
+
+/* A restart of the host on the same API double: stop and destroy every
+ * controller and the runtime (and its Event recorders), then build a new
+ * runtime and create and start new instances of the same controllers, in
+ * the same order (informers list everything anew, caches start empty).
+ * reload_providers false keeps the registry, so the providers keep their
+ * in-memory state (the fake's load balancers and call log); true also
+ * frees the registry and loads the providers from host.cfg again (the
+ * lab's state survives in its state file, the fake's does not). 0, or -1
+ * (call e2e_stop anyway). */
+int e2e_restart(struct e2e *e, bool reload_providers);
 
 /* ---- objects (through e->client; paths are API paths) ----
  * Each returns a kube_status (KUBE_OK == 0); on failure the server's
@@ -178,6 +212,9 @@ const char *e2e_json_str(const cJSON *obj, const char *dotted);
  * when arg_part is non-NULL, whose argument contains it. 0 when none or
  * no log. */
 int e2e_call_count(struct e2e *e, const char *op, const char *arg_part);
+/* The same over any call log file, e.g. e->extra_call_log. */
+int e2e_call_count_in(const char *call_log, const char *op,
+                      const char *arg_part);
 /* Hot-swap the provider to module (an absolute path) with a new config
  * text (same meaning as e2e_opts.provider_config; NULL keeps the current
  * one) and provider kind ("lab"/"fake"; NULL keeps it). Writes a new

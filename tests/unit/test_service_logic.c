@@ -2,7 +2,8 @@
  * test_service_logic.c: the service controller's pure decisions: which
  * Services are ours, needsUpdate, the backend-node predicates with the
  * exclusion label's boolean parsing, the default load-balancer name and
- * its check, ingress comparison, branch and finalizer choices.
+ * its check, ingress comparison, branch and finalizer choices, and the
+ * input fingerprint (stable across order, changed by every input).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "controllers/service_fprint.h"
+#include "controllers/service_int.h"
 #include "controllers/service_logic.h"
 #include "controllers/service_nodes.h"
 #include "kube/objects.h"
@@ -506,6 +509,294 @@ static void test_node_snapshot(void **state)
   store_free(st);
 }
 
+
+/* ---- input fingerprint ---- */
+
+/* A provider input with every field set; the test mutates copies. */
+struct fp_fix {
+  struct ccm_service_port ports[2];
+  const struct ccm_service_port *port_ptrs[2];
+  const char *ranges[2];
+  uint32_t fams[2];
+  const char *list[2];
+  struct ccm_option_value opts[3];
+  const struct ccm_option_value *opt_ptrs[3];
+  struct ccm_kv tags[2];
+  const struct ccm_kv *tag_ptrs[2];
+  struct ccm_node_address addrs[2][2];
+  const struct ccm_node_address *addr_ptrs[2][2];
+  struct ccm_kv labels[2][2];
+  const struct ccm_kv *label_ptrs[2][2];
+  struct ccm_node nodes[2];
+  const struct ccm_node *node_ptrs[2];
+  struct ccm_node_list list_nodes;
+  struct ccm_service svc;
+};
+
+static void fp_fix_init(struct fp_fix *f)
+{
+  int i, j;
+
+  memset(f, 0, sizeof(*f));
+  for (i = 0; i < 2; i++) {
+    f->ports[i].struct_size = sizeof(f->ports[i]);
+    f->ports[i].name = i ? "https" : "http";
+    f->ports[i].protocol = CCM_PROTO_TCP;
+    f->ports[i].port = (uint16_t)(i ? 443 : 80);
+    f->ports[i].node_port = (uint16_t)(30000 + i);
+    f->port_ptrs[i] = &f->ports[i];
+  }
+  f->ranges[0] = "10.0.0.0/8";
+  f->ranges[1] = "192.168.0.0/16";
+  f->fams[0] = CCM_IPV4;
+  f->fams[1] = CCM_IPV6;
+  f->list[0] = "x";
+  f->list[1] = "y";
+  f->opts[0] = (struct ccm_option_value){sizeof(f->opts[0]), "idle",
+                                         CCM_OPT_INT, NULL, 60, false, NULL,
+                                         0};
+  f->opts[1] = (struct ccm_option_value){sizeof(f->opts[1]), "internal",
+                                         CCM_OPT_BOOL, NULL, 0, true, NULL,
+                                         0};
+  f->opts[2] = (struct ccm_option_value){sizeof(f->opts[2]), "subnets",
+                                         CCM_OPT_STRING_LIST, NULL, 0, false,
+                                         f->list, 2};
+  for (i = 0; i < 3; i++)
+    f->opt_ptrs[i] = &f->opts[i];
+  f->tags[0] = (struct ccm_kv){sizeof(f->tags[0]), "team", "a"};
+  f->tags[1] = (struct ccm_kv){sizeof(f->tags[1]), "env", "prod"};
+  f->tag_ptrs[0] = &f->tags[0];
+  f->tag_ptrs[1] = &f->tags[1];
+  for (i = 0; i < 2; i++) {
+    for (j = 0; j < 2; j++) {
+      f->addrs[i][j].struct_size = sizeof(f->addrs[i][j]);
+      f->addrs[i][j].type = j ? CCM_ADDR_HOSTNAME : CCM_ADDR_INTERNAL_IP;
+      f->addrs[i][j].address = i ? (j ? "n2" : "10.0.0.2")
+                                 : (j ? "n1" : "10.0.0.1");
+      f->addr_ptrs[i][j] = &f->addrs[i][j];
+      f->labels[i][j].struct_size = sizeof(f->labels[i][j]);
+      f->labels[i][j].key = j ? "zone" : "arch";
+      f->labels[i][j].value = j ? "z1" : "amd64";
+      f->label_ptrs[i][j] = &f->labels[i][j];
+    }
+    f->nodes[i].struct_size = sizeof(f->nodes[i]);
+    f->nodes[i].name = i ? "n2" : "n1";
+    f->nodes[i].uid = i ? "u2" : "u1";
+    f->nodes[i].provider_id = i ? "p://2" : "p://1";
+    f->nodes[i].addresses = f->addr_ptrs[i];
+    f->nodes[i].n_addresses = 2;
+    f->nodes[i].labels = f->label_ptrs[i];
+    f->nodes[i].n_labels = 2;
+    f->node_ptrs[i] = &f->nodes[i];
+  }
+  f->list_nodes.struct_size = sizeof(f->list_nodes);
+  f->list_nodes.nodes = f->node_ptrs;
+  f->list_nodes.n_nodes = 2;
+  f->svc.struct_size = sizeof(f->svc);
+  f->svc.cluster_name = "c";
+  f->svc.namespace_ = "ns";
+  f->svc.name = "s";
+  f->svc.uid = "uid-1";
+  f->svc.lb_name = "a1234";
+  f->svc.lb_class = NULL;
+  f->svc.load_balancer_ip = NULL;
+  f->svc.ports = f->port_ptrs;
+  f->svc.n_ports = 2;
+  f->svc.source_ranges = f->ranges;
+  f->svc.n_source_ranges = 2;
+  f->svc.ip_families = f->fams;
+  f->svc.n_ip_families = 2;
+  f->svc.external_traffic_local = false;
+  f->svc.health_check_node_port = 0;
+  f->svc.session_affinity_client_ip = false;
+  f->svc.options = f->opt_ptrs;
+  f->svc.n_options = 3;
+  f->svc.tags = f->tag_ptrs;
+  f->svc.n_tags = 2;
+}
+
+static void fp_of(const struct fp_fix *f, char out[CCM_HASH_HEX])
+{
+  assert_int_equal(svc_fprint(&f->svc, &f->list_nodes, out), 0);
+  assert_int_equal(strlen(out), CCM_HASH_HEX - 1);
+}
+
+static void test_fprint_stable(void **state)
+{
+  struct fp_fix f;
+  char base[CCM_HASH_HEX], fp[CCM_HASH_HEX];
+  const struct ccm_option_value *o;
+  const struct ccm_kv *kv;
+  const struct ccm_node *nd;
+
+  (void)state;
+  fp_fix_init(&f);
+  fp_of(&f, base);
+  fp_of(&f, fp);
+  assert_string_equal(base, fp);
+  /* Sets and maps: the order does not matter. */
+  o = f.opt_ptrs[0];
+  f.opt_ptrs[0] = f.opt_ptrs[2];
+  f.opt_ptrs[2] = o;
+  kv = f.tag_ptrs[0];
+  f.tag_ptrs[0] = f.tag_ptrs[1];
+  f.tag_ptrs[1] = kv;
+  nd = f.node_ptrs[0];
+  f.node_ptrs[0] = f.node_ptrs[1];
+  f.node_ptrs[1] = nd;
+  kv = f.label_ptrs[1][0];
+  f.label_ptrs[1][0] = f.label_ptrs[1][1];
+  f.label_ptrs[1][1] = kv;
+  fp_of(&f, fp);
+  assert_string_equal(base, fp);
+  /* Fresh copies of the strings: content, not addresses, is hashed. */
+  {
+    char name[] = "a1234", ip[] = "10.0.0.1";
+
+    fp_fix_init(&f);
+    f.svc.lb_name = name;
+    f.addrs[0][0].address = ip;
+    fp_of(&f, fp);
+    assert_string_equal(base, fp);
+  }
+}
+
+/* Apply mutation i to a fresh fixture; false past the last one. */
+static bool fp_mutate(struct fp_fix *f, int i)
+{
+  fp_fix_init(f);
+  switch (i) {
+  case 0: f->svc.cluster_name = "c2"; break;
+  case 1: f->svc.namespace_ = "ns2"; break;
+  case 2: f->svc.name = "s2"; break;
+  case 3: f->svc.uid = "uid-2"; break;
+  case 4: f->svc.lb_name = "a12345"; break;
+  case 5: f->svc.lb_class = "example.com/b"; break;
+  case 6: f->svc.lb_class = ""; break;              /* NULL != "" */
+  case 7: f->svc.load_balancer_ip = "1.2.3.4"; break;
+  case 8: f->ports[0].name = "web"; break;
+  case 9: f->ports[0].protocol = CCM_PROTO_UDP; break;
+  case 10: f->ports[0].port = 81; break;
+  case 11: f->ports[0].node_port = 30005; break;
+  case 12: f->svc.n_ports = 1; break;
+  case 13: /* ports are positional */
+    f->port_ptrs[0] = &f->ports[1];
+    f->port_ptrs[1] = &f->ports[0];
+    break;
+  case 14: f->ranges[1] = "192.168.0.0/24"; break;
+  case 15: f->svc.n_source_ranges = 1; break;
+  case 16: f->fams[0] = CCM_IPV6; f->fams[1] = CCM_IPV4; break;
+  case 17: f->svc.n_ip_families = 1; break;
+  case 18: f->svc.external_traffic_local = true; break;
+  case 19: f->svc.health_check_node_port = 32000; break;
+  case 20: f->svc.session_affinity_client_ip = true; break;
+  case 21: f->opts[0].int_value = 61; break;
+  case 22: f->opts[1].bool_value = false; break;
+  case 23: f->list[1] = "z"; break;
+  case 24: f->opts[2].list_len = 1; break;
+  case 25: f->svc.n_options = 2; break;
+  case 26: f->opts[0].name = "idle2"; break;
+  case 27: f->tags[0].value = "b"; break;
+  case 28: f->tags[1].key = "stage"; break;
+  case 29: f->svc.n_tags = 1; break;
+  case 30: f->list_nodes.n_nodes = 1; break;
+  case 31: f->nodes[1].provider_id = "p://2b"; break;
+  case 32: f->nodes[1].uid = "u2b"; break;
+  case 33: f->addrs[1][0].address = "10.0.0.9"; break;
+  case 34: f->addrs[1][0].type = CCM_ADDR_EXTERNAL_IP; break;
+  case 35: f->labels[1][1].value = "z2"; break;
+  case 36: f->nodes[1].n_labels = 1; break;
+  case 37: f->nodes[0].name = "n0"; break;
+  case 38: /* a value cannot slide into its neighbour */
+    f->svc.lb_name = "a123";
+    f->svc.lb_class = "4";
+    break;
+  case 39: f->opts[2].type = CCM_OPT_STRING; f->opts[2].string_value = "x";
+    break;
+  default: return false;
+  }
+  return true;
+}
+
+static void test_fprint_changes(void **state)
+{
+  static char seen[64][CCM_HASH_HEX];
+  struct fp_fix f;
+  int i, j, n = 0;
+
+  (void)state;
+  fp_fix_init(&f);
+  fp_of(&f, seen[n++]);
+  for (i = 0; fp_mutate(&f, i); i++) {
+    assert_true(n < 64);
+    fp_of(&f, seen[n]);
+    for (j = 0; j < n; j++)
+      if (strcmp(seen[j], seen[n]) == 0)
+        fail_msg("mutation %d hashes like %s %d", i,
+                 j == 0 ? "the base" : "mutation", j - 1);
+    n++;
+  }
+  assert_int_equal(n, 41);
+  /* No nodes: NULL and an empty list agree, and differ from two nodes. */
+  fp_fix_init(&f);
+  {
+    char a[CCM_HASH_HEX], b[CCM_HASH_HEX];
+
+    assert_int_equal(svc_fprint(&f.svc, NULL, a), 0);
+    f.list_nodes.n_nodes = 0;
+    assert_int_equal(svc_fprint(&f.svc, &f.list_nodes, b), 0);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, seen[0]);
+  }
+}
+
+/* From the Service object: the order of JSON fields and anything the
+ * provider does not get (labels, other annotations, selector, status)
+ * leave the fingerprint alone; a port change does not. */
+static void test_fprint_from_service(void **state)
+{
+  struct obj_meta *a = svc(NULL, "{\"type\":\"LoadBalancer\",\"ports\":[{"
+                           "\"name\":\"http\",\"protocol\":\"TCP\",\"port\":"
+                           "80,\"nodePort\":30080,\"targetPort\":8080}],"
+                           "\"externalTrafficPolicy\":\"Local\","
+                           "\"healthCheckNodePort\":32000,"
+                           "\"loadBalancerSourceRanges\":[\"10.0.0.0/8\"]}",
+                           NULL);
+  struct obj_meta *b = svc("\"labels\":{\"x\":\"y\"},\"annotations\":{\"a\":"
+                           "\"b\"}", "{\"loadBalancerSourceRanges\":["
+                           "\"10.0.0.0/8\"],\"healthCheckNodePort\":32000,"
+                           "\"selector\":{\"app\":\"w\"},"
+                           "\"externalTrafficPolicy\":\"Local\",\"ports\":[{"
+                           "\"targetPort\":8080,\"nodePort\":30080,\"port\":"
+                           "80,\"protocol\":\"TCP\",\"name\":\"http\"}],"
+                           "\"type\":\"LoadBalancer\"}",
+                           "{\"loadBalancer\":{\"ingress\":[{\"ip\":"
+                           "\"1.2.3.4\"}]}}");
+  struct obj_meta *c = svc(NULL, "{\"type\":\"LoadBalancer\",\"ports\":[{"
+                           "\"name\":\"http\",\"protocol\":\"TCP\",\"port\":"
+                           "81,\"nodePort\":30080,\"targetPort\":8080}],"
+                           "\"externalTrafficPolicy\":\"Local\","
+                           "\"healthCheckNodePort\":32000,"
+                           "\"loadBalancerSourceRanges\":[\"10.0.0.0/8\"]}",
+                           NULL);
+  struct obj_meta *objs[3] = {a, b, c};
+  char fp[3][CCM_HASH_HEX];
+  struct svc_input in;
+  int i;
+
+  (void)state;
+  for (i = 0; i < 3; i++) {
+    assert_non_null(objs[i]);
+    assert_int_equal(svc_input_build(obj_as_service(objs[i]), "c", "a1",
+                                     NULL, &in), 0);
+    assert_int_equal(svc_fprint(&in.svc, NULL, fp[i]), 0);
+    svc_input_free(&in);
+    obj_unref(objs[i]);
+  }
+  assert_string_equal(fp[0], fp[1]);
+  assert_string_not_equal(fp[0], fp[2]);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -521,6 +812,9 @@ int main(void)
     cmocka_unit_test(test_name_rules),
     cmocka_unit_test(test_ingress_equal),
     cmocka_unit_test(test_node_snapshot),
+    cmocka_unit_test(test_fprint_stable),
+    cmocka_unit_test(test_fprint_changes),
+    cmocka_unit_test(test_fprint_from_service),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,30 @@
+/*
+ * service_fprint.h: the input fingerprint of a load balancer: a SHA-256
+ * over everything the provider's ensure gets (struct ccm_service and the
+ * backend node list), recorded on the Service after a successful ensure so
+ * that a restart can skip unchanged Services. It must not call providers,
+ * Kubernetes or the controller's state.
+ */
+#ifndef CCM_SERVICE_FPRINT_H
+#define CCM_SERVICE_FPRINT_H
+
+#include "ccm_provider.h"
+#include "util/hash.h"
+
+/* The annotation that holds the fingerprint of the last successful ensure
+ * (under CCM_SVC_ANNOTATION_PREFIX, so not a needsUpdate trigger). */
+#define CCM_SVC_INPUTS_ANNOTATION "ccmhost.io/load-balancer-inputs"
+
+/* Fingerprint of svc and nodes (NULL: no nodes) as 64 lowercase hex
+ * digits. Positional inputs (ports, source ranges, families, a node's
+ * addresses) hash in order; sets and maps (the nodes by name, options by
+ * name, tags and labels by key) hash sorted, so their order does not
+ * matter. Every field is length-framed, NULL differs from "". 0, or -1 on
+ * out of memory (out is then "").
+ * Changing the encoding must change CCM_SVC_FPRINT_VERSION: a restart
+ * after an upgrade then re-ensures once. */
+#define CCM_SVC_FPRINT_VERSION "ccmhost-lb-inputs-v1"
+int svc_fprint(const struct ccm_service *svc,
+               const struct ccm_node_list *nodes, char out[CCM_HASH_HEX]);
+
+#endif
