@@ -30,3 +30,10 @@ endif()
 add_test(NAME hosts_runtime COMMAND hosts_it_runtime)
 set_tests_properties(hosts_runtime PROPERTIES
   LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77)
+
+# SIGKILL at random points during ensure and delete, 20 times (seeded).
+add_test(NAME hosts_crash_safety
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/crash_safety.sh)
+set_tests_properties(hosts_crash_safety PROPERTIES
+  LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${CCM_HOSTS_ENV}")
