@@ -39,9 +39,13 @@ test: build
 demo: build
 	@bash examples/demo.sh $(BUILD)
 
+# Reduced sizes, a few minutes in all; `make bench BENCH_FULL=1` for the
+# sizes of DESIGN.md section 8 (docs/performance.md has the figures).
 bench: build
-	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b"; done; true
-	@for s in bench/bench_*.sh; do sh "$$s" $(BUILD); done
+	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && \
+	  BENCH_FULL=$${BENCH_FULL:-0} "$$b"; done; true
+	@for s in bench/bench_*.sh; do \
+	  BENCH_FULL=$${BENCH_FULL:-0} sh "$$s" $(BUILD); done
 
 # Opt-in long fuzz runs (the suite runs each target briefly).
 FUZZ_SECONDS ?= 3600
@@ -49,10 +53,12 @@ fuzz: build
 	sh tests/fuzz/run_fuzz.sh . $(BUILD)/fuzz -max_total_time=$(FUZZ_SECONDS)
 
 # The unit, ABI, conformance, CLI, Kubernetes-client, hosts and e2e layers
-# again under ASan and UBSan.
+# again under ASan and UBSan (the load-sized e2e tests at 0.3 of their size:
+# the sanitizers make them several times slower).
 sanitize: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCCM_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	CCM_E2E_SCALE=$${CCM_E2E_SCALE:-0.3} \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) \
