@@ -484,9 +484,13 @@ static void svc_stop(void *state)
     pthread_join(c->bg, NULL);
     c->bg_started = false;
   }
-  /* Drain: workers finish what is ready now, delayed retries are
-   * dropped (they come back as add events after a restart). */
-  wq_shutdown(c->q, true);
+  /* Stop: each worker finishes the Service it holds (in-flight provider
+   * calls complete, bounded by their call deadline); queued keys are
+   * dropped, as upstream's workers stop with their context. A backlog
+   * must not keep a stopping host reconciling for minutes; the next
+   * leader (or this host restarted) lists every Service again, and the
+   * recorded input fingerprint spares the ones already done. */
+  wq_shutdown(c->q, false);
   for (i = 0; i < c->n_started; i++)
     pthread_join(c->workers[i], NULL);
   c->n_started = 0;
