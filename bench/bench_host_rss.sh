@@ -3,16 +3,18 @@
 # 10,000 Services from the Kubernetes API double (DESIGN.md section 8:
 # <= 64 MiB RSS). Prints a table; asserts nothing.
 # usage: bench/bench_host_rss.sh [BUILD_DIR] [NODES] [SERVICES]
+#   BENCH_FULL=1: 5,000 Nodes and 10,000 Services (default 1,000 and 2,000).
 set -u
 build=$(cd "${1:-build}" && pwd)
-nodes=${2:-5000}
-services=${3:-10000}
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib_bench.sh"
+if bl_full; then nodes=${2:-5000}; services=${3:-10000}
+else nodes=${2:-1000}; services=${3:-2000}; fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/ccm-bench-rss.XXXXXX")
 dpid="" hpid=""
 cleanup() {
-  [ -n "$hpid" ] && kill "$hpid" 2>/dev/null && wait "$hpid" 2>/dev/null
-  [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+  bl_stop "$hpid" 5  # a SIGTERM drain of the service backlog can take minutes
+  bl_stop "$dpid" 5
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM

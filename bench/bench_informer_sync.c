@@ -135,8 +135,11 @@ static struct informer *start(struct kube_client *kc, const char *name,
 
 int main(int argc, char **argv)
 {
-  int n_nodes = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 5000;
-  int n_svcs = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 10000;
+  /* BENCH_FULL=1 (make bench) selects the full size; else one fifth. */
+  const char *full = getenv("BENCH_FULL");
+  int big = full != NULL && strcmp(full, "1") == 0;
+  int n_nodes = argc > 1 ? (int)strtol(argv[1], NULL, 10) : big ? 5000 : 1000;
+  int n_svcs = argc > 2 ? (int)strtol(argv[2], NULL, 10) : big ? 10000 : 2000;
   char dir[] = "/tmp/ccm-bench-sync-XXXXXX";
   char kubeconfig[64];
   struct kube_client_opts o = {.qps = -1};
