@@ -3,7 +3,6 @@
  * (SIGHUP reloads, SIGTERM/SIGINT stop). It owns no policy of its own: the
  * config module validates, the registry loads and swaps providers.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -23,8 +22,10 @@
 #include "controllers/manager.h"
 #include "kube/runtime.h"
 #include "modules/http.h"
+#include "modules/inspect.h"
 #include "modules/loader.h"
 #include "modules/registry.h"
+#include "policy/policy.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "util/log.h"
@@ -34,7 +35,6 @@
 #define CCM_MAIN_EXIT_USAGE 2
 #define CCM_MAIN_ERR 1024
 #define CCM_MAIN_PATH 4096
-#define CCM_MAIN_MAX_OPTIONS 1024 /* a module's declared options, a sanity cap */
 #define CCM_MAIN_POLL_MS 200L /* until the informers sync */
 #define LOG_PREFIX "host"
 
@@ -99,6 +99,11 @@ static void main_usage(FILE *out)
       "called)\n"
       "      --print-config-docs   print the configuration reference "
       "(Markdown)\n"
+      "      --check-policy FILE [--provider PATH] [--service FILE]\n"
+      "                            compile a Lua policy, run its hooks on "
+      "sample\n"
+      "                            objects (or FILE, YAML or JSON) and print "
+      "the results\n"
       "  -h, --help                print this help and exit\n"
       "  -V, --version             print the version and the ABI version\n"
       "\n"
@@ -204,116 +209,24 @@ static int main_check_config(const char *path, const struct main_overrides *ov)
 
 /* ---- --check-module ----------------------------------------------------- */
 
-/* Read a field of a module's struct only when the size it declared covers
- * it (rule: size first). */
-#define MAIN_HAS_FIELD(ptr, type, field)                                     \
-  ((ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
-
 static const char *main_str(const char *s)
 {
   return s == NULL ? "(none)" : s;
 }
 
-static const char *main_opt_type(uint32_t type)
-{
-  switch (type) {
-  case CCM_OPT_STRING: return "string";
-  case CCM_OPT_INT: return "int";
-  case CCM_OPT_BOOL: return "bool";
-  case CCM_OPT_STRING_LIST: return "string-list";
-  default: return "unknown";
-  }
-}
-
-static void main_print_options(const struct ccm_provider *p)
-{
-  size_t n = 0;
-
-  if (p->options == NULL || p->options[0] == NULL) {
-    printf("options: none\n");
-    return;
-  }
-  while (n < CCM_MAIN_MAX_OPTIONS && p->options[n] != NULL)
-    n++;
-  printf("options: %zu\n", n);
-  for (size_t i = 0; i < n; i++) {
-    const struct ccm_option_decl *d = p->options[i];
-    const char *def = NULL;
-    if (!MAIN_HAS_FIELD(d, struct ccm_option_decl, help)) {
-      printf("  (option %zu: struct_size %u too small)\n", i,
-             (unsigned)d->struct_size);
-      continue;
-    }
-    if (MAIN_HAS_FIELD(d, struct ccm_option_decl, default_value))
-      def = d->default_value;
-    printf("  %s (%s, default %s): %s\n", main_str(d->name),
-           main_opt_type(d->type), def == NULL ? "none" : def,
-           main_str(d->help));
-  }
-}
-
-static void main_print_rules(const struct ccm_provider *p)
-{
-  const struct ccm_name_rules *r = p->lb_name_rules;
-
-  if (r == NULL) {
-    printf("lb name rules: none\n");
-    return;
-  }
-  if (!MAIN_HAS_FIELD(r, struct ccm_name_rules, allowed_last)) {
-    printf("lb name rules: struct_size %u too small\n",
-           (unsigned)r->struct_size);
-    return;
-  }
-  printf("lb name rules: length %u..%u, allowed \"%s\", first \"%s\", "
-         "last \"%s\"\n",
-         (unsigned)r->min_length, (unsigned)r->max_length,
-         main_str(r->allowed), r->allowed_first ? r->allowed_first : "any",
-         r->allowed_last ? r->allowed_last : "any");
-}
-
-/* Best effort: the loader removes its copy; anything else left goes too. */
-static void main_rmdir(const char *dir)
-{
-  char path[CCM_MAIN_PATH];
-  struct dirent *e;
-  DIR *d = opendir(dir);
-
-  if (d != NULL) {
-    for (e = readdir(d); e != NULL; e = readdir(d)) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-        continue;
-      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      unlink(path);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 static int main_check_module(const char *path)
 {
-  const char *tmp = getenv("TMPDIR");
+  struct module_inspect mi;
   const struct ccm_provider *p;
-  struct module *m = NULL;
-  char dir[CCM_MAIN_PATH];
+  const struct module *m;
   char err[CCM_MAIN_ERR];
   char caps[128], declared[128];
-  int n;
 
-  if (tmp == NULL || tmp[0] == '\0')
-    tmp = "/tmp";
-  n = snprintf(dir, sizeof dir, "%s/ccm-check-XXXXXX", tmp);
-  if (n < 0 || (size_t)n >= sizeof dir || mkdtemp(dir) == NULL) {
-    fprintf(stderr, "ccm-host: cannot create a scratch directory in %s: %s\n",
-            tmp, strerror(errno));
-    return CCM_MAIN_EXIT_ERROR;
-  }
-  if (loader_open(path, dir, &m, err, sizeof err) != 0) {
+  if (module_inspect_open(path, &mi, err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);
-    main_rmdir(dir);
     return CCM_MAIN_EXIT_ERROR;
   }
+  m = mi.m;
   p = m->provider;
   loader_caps_string(m->capabilities, caps, sizeof caps);
   loader_caps_string(p->capabilities, declared, sizeof declared);
@@ -327,10 +240,8 @@ static int main_check_module(const char *path)
          p->thread_safety == CCM_THREAD_SAFE ? "thread-safe" : "serial");
   printf("capabilities: %s (declared: %s)\n", caps, declared);
   printf("sha256: %s\n", m->hash);
-  main_print_options(p);
-  main_print_rules(p);
-  loader_close(m);
-  main_rmdir(dir);
+  module_print_decls(stdout, p);
+  module_inspect_close(&mi);
   return 0;
 }
 
@@ -342,6 +253,7 @@ struct main_run {
   struct host_config *cur;   /* generations hold the configs they read */
   struct registry *reg;
   struct runtime *rt;        /* Kubernetes: client, lease, informers */
+  struct policy_engine *policy; /* Lua policies (defaults when none) */
   struct ctrl_manager *ctrls; /* the cloud controllers */
   struct server *srv;        /* /healthz, /readyz, /metrics */
 };
@@ -349,6 +261,45 @@ struct main_run {
 static void main_metrics_registry(FILE *out, void *reg)
 {
   registry_metrics_write(reg, out);
+}
+
+/* Policy counters, the "policy errors" of /metrics among them. */
+static void main_metrics_policy(FILE *out, void *pe)
+{
+  struct policy_stats ps;
+
+  policy_engine_stats(pe, &ps);
+  metrics_write_header(out, "ccm_policy_generation", "gauge",
+                       "Policy set in force (1 = the first loaded).");
+  fprintf(out, "ccm_policy_generation %llu\n",
+          (unsigned long long)ps.generation);
+  metrics_write_header(out, "ccm_policy_calls_total", "counter",
+                       "Policy hook calls that ran Lua.");
+  fprintf(out, "ccm_policy_calls_total %llu\n",
+          (unsigned long long)ps.calls);
+  metrics_write_header(out, "ccm_policy_errors_total", "counter",
+                       "Policy hook calls that failed: runtime error, "
+                       "budget or memory kill, or a result that failed "
+                       "validation.");
+  fprintf(out, "ccm_policy_errors_total %llu\n",
+          (unsigned long long)ps.errors);
+  metrics_write_header(out, "ccm_policy_rejections_total", "counter",
+                       "Services a policy rejected (nil, \"reason\").");
+  fprintf(out, "ccm_policy_rejections_total %llu\n",
+          (unsigned long long)ps.rejections);
+  metrics_write_header(out, "ccm_policy_reloads_total", "counter",
+                       "Policy reloads by result.");
+  fprintf(out, "ccm_policy_reloads_total{result=\"success\"} %llu\n"
+          "ccm_policy_reloads_total{result=\"failure\"} %llu\n",
+          (unsigned long long)ps.reloads,
+          (unsigned long long)ps.reload_failures);
+  metrics_write_header(out, "ccm_policy_states", "gauge",
+                       "Live Lua states (one per thread that ran a hook).");
+  fprintf(out, "ccm_policy_states %llu\n", (unsigned long long)ps.states);
+  metrics_write_header(out, "ccm_policy_state_bytes", "gauge",
+                       "Bytes held by all live Lua states.");
+  fprintf(out, "ccm_policy_state_bytes %llu\n",
+          (unsigned long long)ps.state_bytes);
 }
 
 static void main_metrics_http(FILE *out, void *ud)
@@ -436,6 +387,12 @@ static void main_reload(struct main_run *st)
     return;
   }
   registry_get_stats(st->reg, &after);
+  /* Policies after the providers: a failing policy set keeps the old
+   * one (the engine says why) and does not undo the provider swaps. */
+  if (policy_engine_reload(st->policy, next->policies, next->n_policies,
+                           err, sizeof err) != 0)
+    log_msg(CCM_LOG_ERROR, LOG_PREFIX, "policy reload failed, the running "
+            "policies stay: %s", err);
   config_free(st->cur);
   st->cur = next;
   main_apply_log_level(st->ov, st->cur);
@@ -454,6 +411,7 @@ static void main_run_free(struct main_run *st)
 {
   metrics_unregister(main_metrics_registry, st->reg);
   metrics_unregister(main_metrics_http, NULL);
+  metrics_unregister(main_metrics_policy, st->policy);
   if (st->ctrls != NULL)
     metrics_unregister(ctrl_manager_metrics, st->ctrls);
   server_stop(st->srv);
@@ -462,6 +420,8 @@ static void main_run_free(struct main_run *st)
   runtime_stop(st->rt);
   ctrl_manager_free(st->ctrls);
   st->ctrls = NULL;
+  policy_engine_free(st->policy);
+  st->policy = NULL;
   if (st->reg != NULL)
     registry_free(st->reg);
   st->reg = NULL;
@@ -489,15 +449,16 @@ static int main_start_kube(struct main_run *st)
   ro.context = st->ov->context;
   ro.reg = st->reg;
   if (runtime_new(&ro, &st->rt, err, sizeof err) != 0 ||
-      ctrl_manager_new(st->cur, st->rt, st->reg, &st->ctrls, err,
-                       sizeof err) != 0 ||
+      ctrl_manager_new(st->cur, st->rt, st->reg, st->policy, &st->ctrls,
+                       err, sizeof err) != 0 ||
       runtime_start(st->rt, err, sizeof err) != 0 ||
       ctrl_manager_start(st->ctrls, err, sizeof err) != 0)
     goto fail;
   hooks.ud = st->rt;
   if (metrics_register(main_metrics_registry, st->reg) != 0 ||
       metrics_register(main_metrics_http, NULL) != 0 ||
-      metrics_register(ctrl_manager_metrics, st->ctrls) != 0) {
+      metrics_register(ctrl_manager_metrics, st->ctrls) != 0 ||
+      metrics_register(main_metrics_policy, st->policy) != 0) {
     snprintf(err, sizeof err, "metrics: out of memory");
     goto fail;
   }
@@ -588,6 +549,17 @@ static int main_run(const char *path, const struct main_overrides *ov)
     goto fail;
   }
   main_log_registry(st.reg);
+  if (policy_engine_new(st.cur->policies, st.cur->n_policies, NULL,
+                        &st.policy, err, sizeof err) != 0) {
+    log_msg(CCM_LOG_ERROR, LOG_PREFIX, "policies: %s", err);
+    goto fail;
+  }
+  if (st.cur->n_policies > 0 && policy_engine_watch(st.policy) != 0)
+    log_msg(CCM_LOG_WARN, LOG_PREFIX, "cannot watch the policy files; "
+            "SIGHUP still reloads them");
+  log_msg(CCM_LOG_INFO, LOG_PREFIX, "policies: %zu file(s)%s",
+          st.cur->n_policies,
+          st.cur->n_policies ? "" : " (built-in defaults)");
   if (main_start_kube(&st) != 0)
     goto fail;
   main_log_controllers(st.cur);
@@ -650,6 +622,11 @@ int main(int argc, char **argv)
   bool help = false, version = false;
   int c;
 
+  /* --check-policy has options of its own (--provider, --service). */
+  if (argc >= 2 && strcmp(argv[1], "--check-policy") == 0) {
+    log_set_level(CCM_LOG_WARN);
+    return policy_check_main(argc - 2, argv + 2);
+  }
   opterr = 0; /* our own one-line messages */
   for (;;) {
     int want = MODE_NONE;

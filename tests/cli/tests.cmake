@@ -11,3 +11,12 @@ foreach(t ${CCM_CLI_TESTS})
     SKIP_RETURN_CODE 77
     ENVIRONMENT "CCM_HOST=$<TARGET_FILE:ccm-host>;CCM_SOURCE_DIR=${PROJECT_SOURCE_DIR};CCM_MODULE_DIR=${PROJECT_BINARY_DIR}/modules")
 endforeach()
+
+# --check-policy (host/policy): its own block, so areas do not edit one list.
+add_test(NAME cli_check_policy
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/check_policy.sh)
+set_tests_properties(cli_check_policy PROPERTIES
+  LABELS cli
+  TIMEOUT 600
+  SKIP_RETURN_CODE 77
+  ENVIRONMENT "CCM_HOST=$<TARGET_FILE:ccm-host>;CCM_SOURCE_DIR=${PROJECT_SOURCE_DIR};CCM_MODULE_DIR=${PROJECT_BINARY_DIR}/modules")
