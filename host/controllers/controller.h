@@ -16,6 +16,7 @@
 #include "kube/events.h"
 #include "kube/runtime.h"
 #include "modules/registry.h"
+#include "policy/policy.h"
 
 struct ctrl_env {
   const struct host_config *cfg; /* periods, cluster_cidr, ...; read-only,
@@ -25,6 +26,7 @@ struct ctrl_env {
   struct runtime *rt;           /* client, informers, leader */
   struct registry *reg;         /* providers */
   struct kube_events *events;   /* Event recorder */
+  struct policy_engine *policy; /* Lua policies; NULL = built-in defaults */
   uint32_t workers;             /* this controller's worker threads */
   uint32_t call_timeout_ms;     /* per provider call */
 };

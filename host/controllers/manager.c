@@ -76,8 +76,8 @@ static uint32_t ctrl_call_timeout(const struct host_config *cfg)
 }
 
 int ctrl_manager_new(const struct host_config *cfg, struct runtime *rt,
-                     struct registry *reg, struct ctrl_manager **out,
-                     char *err, size_t errlen)
+                     struct registry *reg, struct policy_engine *policy,
+                     struct ctrl_manager **out, char *err, size_t errlen)
 {
   struct ctrl_manager *m = mem_calloc(1, sizeof *m);
   char hostname[256] = "";
@@ -110,6 +110,7 @@ int ctrl_manager_new(const struct host_config *cfg, struct runtime *rt,
     s->env.cluster_name = cfg->cluster_name;
     s->env.rt = rt;
     s->env.reg = reg;
+    s->env.policy = policy;
     s->env.events = s->events;
     s->env.workers = ctrl_workers(cfg, k->flag);
     s->env.call_timeout_ms = ctrl_call_timeout(cfg);

@@ -15,13 +15,14 @@
 #include "modules/registry.h"
 
 struct ctrl_manager;
+struct policy_engine;
 
 /* Create every enabled controller (they add their informer handlers, so
  * call this between runtime_new and runtime_start). Returns 0, or -1 with
  * one line in err naming the controller that failed; nothing is left. */
 int ctrl_manager_new(const struct host_config *cfg, struct runtime *rt,
-                     struct registry *reg, struct ctrl_manager **out,
-                     char *err, size_t errlen);
+                     struct registry *reg, struct policy_engine *policy,
+                     struct ctrl_manager **out, char *err, size_t errlen);
 
 /* Start the workers and loops (after runtime_start). */
 int ctrl_manager_start(struct ctrl_manager *m, char *err, size_t errlen);

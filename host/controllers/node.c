@@ -396,6 +396,10 @@ static void node_metrics(void *state, FILE *out)
   node_counter_write(out, "ccm_node_controller_initialized_total",
                      "Nodes initialised (uninitialized taint removed).",
                      atomic_load(&c->initialized));
+  node_counter_write(out, "ccm_node_controller_already_initialized_total",
+                     "Syncs that found the taint already gone on the fresh "
+                     "copy (an earlier pass's watch event still in flight) "
+                     "and wrote nothing.", atomic_load(&c->init_already));
   node_counter_write(out, "ccm_node_controller_errors_total",
                      "Node syncs that failed and were requeued.",
                      atomic_load(&c->init_errors));

@@ -99,7 +99,7 @@ struct node_ctrl {
   atomic_ulong initialized, init_errors, meta_errors, api_errors;
   atomic_ulong label_patches, address_patches, address_errors;
   atomic_ulong batch_calls, batch_nodes, single_batches, labels_dropped;
-  atomic_ulong status_passes, not_leader_skips;
+  atomic_ulong status_passes, not_leader_skips, init_already;
   struct node_histo taint_removal_delay;
   struct node_histo initial_sync_delay;
 };

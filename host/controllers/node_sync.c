@@ -4,6 +4,7 @@
  * steps 5-7), or reconcile the GA labels of an initialised one (step 2).
  * It must not call the provider (node.c fetches metadata) or hold locks.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +22,7 @@ struct node_init_plan {
   struct node_label_set *labels;
   size_t n_labels;
   double created;               /* creationTimestamp, Unix s; 0 unknown */
+  bool already;                 /* the fresh copy had no taint: no write */
 };
 
 static int node_init_mutate(cJSON *obj, void *ud)
@@ -31,6 +33,12 @@ static int node_init_mutate(cJSON *obj, void *ud)
 
   if (!runtime_is_leader(p->c->env.rt))
     return KUBE_FORBIDDEN; /* no longer the leader: give up, no write */
+  /* Initialised since the cached copy was read (our own earlier pass
+   * whose watch event is still on its way): nothing to write. */
+  if (!node_json_has_taint(obj, CCM_NODE_TAINT_UNINITIALIZED)) {
+    p->already = true;
+    return 1;
+  }
   if (p->provider_id) {
     const char *cur = node_json_provider_id(obj);
     if ((!cur || !*cur) && node_json_provider_id_set(obj, p->provider_id) != 0)
@@ -58,6 +66,70 @@ static int node_init_mutate(cJSON *obj, void *ud)
   return 0;
 }
 
+/* The node_labels policy hook: extra labels for a Node being initialised,
+ * filtered below with the provider's. A failure (or a rejection) fails
+ * this initialisation, which is retried: a fixed policy takes over after
+ * a reload, and no Node is initialised without the labels it asks for. */
+static int node_policy_labels(struct node_ctrl *c, const struct obj_node *n,
+                              const struct ccm_instance_meta *m,
+                              struct policy_kvs **out, char *err,
+                              size_t errlen)
+{
+  struct ccm_kv *kvs = NULL;
+  const struct ccm_kv **kv_ptrs = NULL;
+  struct policy_node_meta pm;
+  struct provider_ref ref = {0};
+  struct policy_error pe;
+  struct policy_ctx ctx;
+  int rc;
+
+  *out = NULL;
+  if (c->env.policy == NULL)
+    return 0;
+  kvs = mem_calloc(m->n_labels ? m->n_labels : 1, sizeof(*kvs));
+  kv_ptrs = mem_calloc(m->n_labels ? m->n_labels : 1, sizeof(*kv_ptrs));
+  if (kvs == NULL || kv_ptrs == NULL) {
+    snprintf(err, errlen, "out of memory");
+    rc = -1;
+    goto out;
+  }
+  for (size_t i = 0; i < m->n_labels; i++) {
+    kvs[i].struct_size = sizeof(kvs[i]);
+    kvs[i].key = m->labels[i].key;
+    kvs[i].value = m->labels[i].value;
+    kv_ptrs[i] = &kvs[i];
+  }
+  memset(&pm, 0, sizeof(pm));
+  pm.provider_id = m->provider_id;
+  pm.instance_type = m->instance_type;
+  pm.zone = m->zone;
+  pm.region = m->region;
+  pm.labels = kv_ptrs;
+  pm.n_labels = m->n_labels;
+  memset(&ctx, 0, sizeof(ctx));
+  ctx.cluster_name = c->env.cluster_name;
+  if (registry_for_nodes(c->env.reg, &ref) == CCM_OK) {
+    ctx.provider_name = registry_ref_name(&ref);
+    ctx.provider = ref.gen->mod->provider;
+  }
+  memset(&pe, 0, sizeof(pe));
+  rc = policy_node_labels(c->env.policy, n, &pm, &ctx, out, &pe);
+  registry_release(&ref);
+  if (rc == POLICY_OK || rc == POLICY_DEFAULT) {
+    rc = 0;
+  } else {
+    char line[CCM_MAX_ERROR];
+
+    policy_error_format(&pe, line, sizeof(line));
+    snprintf(err, errlen, "%s", line);
+    rc = -1;
+  }
+out:
+  mem_free(kvs);
+  mem_free(kv_ptrs);
+  return rc;
+}
+
 static void node_observe_since(struct node_histo *h, double created)
 {
   double now = (double)time(NULL);
@@ -73,7 +145,8 @@ int node_sync_init(struct node_ctrl *c, const struct obj_node *n,
   struct node_init_plan plan = {.c = c, .name = n->meta.name};
   struct node_addr *cloud = NULL, *scratch = NULL;
   const char **keys = NULL, **values = NULL;
-  size_t n_cloud = 0, dropped = 0;
+  struct policy_kvs *extra = NULL;
+  size_t n_cloud = 0, dropped = 0, n_keys = 0;
   bool set_spec = false;
   const char *pid;
   char path[512], msg[256];
@@ -99,17 +172,25 @@ int node_sync_init(struct node_ctrl *c, const struct obj_node *n,
       goto fail;
     }
   }
-  keys = mem_calloc(m->n_labels + 1, sizeof(*keys));
-  values = mem_calloc(m->n_labels + 1, sizeof(*values));
-  plan.labels = mem_calloc(6 + m->n_labels, sizeof(*plan.labels));
+  if (node_policy_labels(c, n, m, &extra, err, errlen) != 0)
+    goto fail;
+  n_keys = m->n_labels + (extra != NULL ? extra->n : 0);
+  keys = mem_calloc(n_keys + 1, sizeof(*keys));
+  values = mem_calloc(n_keys + 1, sizeof(*values));
+  plan.labels = mem_calloc(6 + n_keys, sizeof(*plan.labels));
   if (!keys || !values || !plan.labels)
     goto nomem;
   for (size_t i = 0; i < m->n_labels; i++) {
     keys[i] = m->labels[i].key;
     values[i] = m->labels[i].value;
   }
+  /* The policy's labels after the provider's, through the same filter. */
+  for (size_t i = 0; extra != NULL && i < extra->n; i++) {
+    keys[m->n_labels + i] = extra->kvs[i]->key;
+    values[m->n_labels + i] = extra->kvs[i]->value;
+  }
   plan.n_labels = node_labels_from_meta(m->instance_type, m->zone, m->region,
-                                        keys, values, m->n_labels,
+                                        keys, values, n_keys,
                                         plan.labels, &dropped);
   if (dropped)
     atomic_fetch_add(&c->labels_dropped, dropped);
@@ -126,6 +207,13 @@ int node_sync_init(struct node_ctrl *c, const struct obj_node *n,
     snprintf(err, errlen, "failed to update node %s: %s%s%s", n->meta.name,
              kube_status_name(st), msg[0] ? ": " : "", msg);
     goto fail;
+  }
+  if (plan.already) {
+    atomic_fetch_add(&c->init_already, 1);
+    log_msg(CCM_LOG_DEBUG, CCM_NODE_LOG, "node %s: already initialized",
+            n->meta.name);
+    rc = 0;
+    goto out;
   }
   node_observe_since(&c->taint_removal_delay, plan.created);
   log_msg(CCM_LOG_INFO, CCM_NODE_LOG, "successfully initialized node %s "
@@ -158,6 +246,7 @@ out:
   mem_free(keys);
   mem_free(values);
   mem_free(plan.labels);
+  policy_kvs_free(extra);
   return rc;
 }
 

@@ -1,8 +1,8 @@
 /*
  * service_input.c: builds the provider's struct ccm_service from a cached
  * Service (ports, ranges, families, traffic policy, affinity, names). It
- * must not call providers or Kubernetes; options and tags stay empty
- * until policies exist.
+ * must not call providers or Kubernetes; options and tags come from the
+ * policies (service_policy.c) and are only freed here.
  */
 #include <string.h>
 
@@ -84,5 +84,7 @@ void svc_input_free(struct svc_input *in)
   mem_free(in->ports);
   mem_free(in->port_ptrs);
   mem_free(in->families);
+  policy_options_free(in->opts);
+  policy_kvs_free(in->tags);
   memset(in, 0, sizeof(*in));
 }

@@ -18,6 +18,7 @@
 #include "controllers/service_nodes.h"
 #include "controllers/workqueue.h"
 #include "kube/objects.h"
+#include "policy/policy.h"
 
 #define CCM_SVC_BASE_DELAY_MS 5000u
 #define CCM_SVC_MAX_DELAY_MS 300000u
@@ -70,11 +71,30 @@ struct svc_input {
   struct ccm_service_port *ports;
   const struct ccm_service_port **port_ptrs;
   uint32_t *families;
+  struct policy_options *opts; /* svc.options, from the policies */
+  struct policy_kvs *tags;     /* svc.tags, from the policies */
 };
 int svc_input_build(const struct obj_service *s, const char *cluster,
                     const char *lb_name, const char *lb_class,
                     struct svc_input *in);
 void svc_input_free(struct svc_input *in);
+
+/* ---- policies (service_policy.c) ---- */
+enum { SVC_POLICY_OK = 0, SVC_POLICY_ELSEWHERE = 1, SVC_POLICY_FAILED = -1 };
+/* The load-balancer name for a Service that has none recorded. */
+int svc_policy_name(struct svc_ctrl *c, const struct obj_service *s,
+                    const char *lb_class, const struct provider_ref *ref,
+                    char *name, size_t cap, struct svc_result *r);
+/* Provider options and resource tags into in->svc; SVC_POLICY_ELSEWHERE
+ * when a policy hands the Service to another controller. */
+int svc_policy_inputs(struct svc_ctrl *c, const struct obj_service *s,
+                      const char *lb_class, const struct provider_ref *ref,
+                      struct svc_input *in, struct svc_result *r);
+/* The backends of this Service: all, or the policies' subset of it. */
+int svc_policy_backends(struct svc_ctrl *c, const struct obj_service *s,
+                        const char *lb_class, const struct provider_ref *ref,
+                        struct svc_nodes *all, struct svc_nodes **out,
+                        struct svc_result *r);
 
 /* ---- Kubernetes side (service_kube.c) ---- */
 void svc_event(struct svc_ctrl *c, const struct obj_service *s,

@@ -1,6 +1,6 @@
 /*
  * service_kube.c: the service controller's Kubernetes writes: the
- * finalizer with the name records (one PUT), finalizer removal, the
+ * finalizer with the name records (one merge patch), finalizer removal, the
  * input fingerprint record, the status patch, and Events. Each write is
  * guarded by the Service's UID so that a re-created Service is never
  * touched on the old one's behalf.
@@ -150,35 +150,106 @@ static int svc_mutate(cJSON *obj, void *ud)
   return changed ? 0 : 1;
 }
 
+/* The fast path of every metadata write: one merge patch built from the
+ * cached copy. metadata.uid makes the server refuse it for a re-created
+ * Service, and metadata.resourceVersion (when the patch replaces the
+ * finalizer list, which must not lose someone else's entry) makes a stale
+ * cache fail with a conflict; the caller then falls back to
+ * read-modify-write. Annotations merge, so none of ours needs the cache. */
+static cJSON *svc_record_patch(const struct obj_service *s,
+                               const struct svc_record *r)
+{
+  cJSON *patch = cJSON_CreateObject();
+  cJSON *meta = cJSON_AddObjectToObject(patch, "metadata");
+  cJSON *ann, *fins;
+  uint16_t i;
+
+  if (meta == NULL || cJSON_AddStringToObject(meta, "uid", r->uid) == NULL)
+    goto fail;
+  if (r->inputs == NULL) {
+    if (s->meta.resource_version == NULL ||
+        cJSON_AddStringToObject(meta, "resourceVersion",
+                                s->meta.resource_version) == NULL)
+      goto fail;
+    fins = cJSON_AddArrayToObject(meta, "finalizers");
+    if (fins == NULL)
+      goto fail;
+    for (i = 0; i < s->n_finalizers; i++) {
+      if (strcmp(s->finalizers[i], CCM_SVC_FINALIZER) == 0)
+        continue;
+      if (!cJSON_AddItemToArray(fins, cJSON_CreateString(s->finalizers[i])))
+        goto fail;
+    }
+    if (!r->remove &&
+        !cJSON_AddItemToArray(fins, cJSON_CreateString(CCM_SVC_FINALIZER)))
+      goto fail;
+    if (r->remove)
+      return patch;
+  }
+  ann = cJSON_AddObjectToObject(meta, "annotations");
+  if (ann == NULL)
+    goto fail;
+  if (r->inputs != NULL)
+    return cJSON_AddStringToObject(ann, CCM_SVC_INPUTS_ANNOTATION,
+                                   r->inputs) != NULL ? patch : NULL;
+  if (cJSON_AddStringToObject(ann, CCM_SVC_NAME_ANNOTATION, r->lb_name) ==
+          NULL ||
+      (r->lb_class != NULL &&
+       cJSON_AddStringToObject(ann, CCM_SVC_CLASS_ANNOTATION, r->lb_class) ==
+           NULL) ||
+      (r->drop_inputs &&
+       cJSON_AddNullToObject(ann, CCM_SVC_INPUTS_ANNOTATION) == NULL))
+    goto fail;
+  return patch;
+fail:
+  cJSON_Delete(patch);
+  return NULL;
+}
+
+/* One metadata write: the merge patch, else GET + mutate + PUT. */
+static int svc_kube_write(struct svc_ctrl *c, const struct obj_service *s,
+                          const struct svc_record *r, char *msg,
+                          size_t msglen)
+{
+  struct kube_client *kc = runtime_client(c->env.rt);
+  cJSON *patch;
+  char path[1024];
+  int st = KUBE_ERROR;
+
+  if (svc_path(s, path, sizeof(path)) != 0) {
+    snprintf(msg, msglen, "path too long");
+    return KUBE_ERROR;
+  }
+  patch = svc_record_patch(s, r);
+  if (patch != NULL) {
+    st = kube_patch_merge(kc, path, patch, NULL, msg, msglen);
+    cJSON_Delete(patch);
+    if (st != KUBE_CONFLICT && st != KUBE_INVALID)
+      return st;
+    atomic_fetch_add(&c->m.write_fallbacks, 1);
+    if (msglen > 0)
+      msg[0] = '\0';
+  }
+  return kube_update_retry(kc, path, NULL, false, svc_mutate, (void *)r, 0,
+                           NULL, msg, msglen);
+}
+
 int svc_kube_record(struct svc_ctrl *c, const struct obj_service *s,
                     const char *lb_name, const char *lb_class,
                     bool drop_inputs, char *msg, size_t msglen)
 {
   struct svc_record r = {s->meta.uid, lb_name, lb_class, false, drop_inputs,
                          NULL};
-  char path[1024];
 
-  if (svc_path(s, path, sizeof(path)) != 0) {
-    snprintf(msg, msglen, "path too long");
-    return KUBE_ERROR;
-  }
-  return kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
-                           svc_mutate, &r, 0, NULL, msg, msglen);
+  return svc_kube_write(c, s, &r, msg, msglen);
 }
 
 int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
                               char *msg, size_t msglen)
 {
   struct svc_record r = {s->meta.uid, NULL, NULL, true, false, NULL};
-  char path[1024];
-  int st;
+  int st = svc_kube_write(c, s, &r, msg, msglen);
 
-  if (svc_path(s, path, sizeof(path)) != 0) {
-    snprintf(msg, msglen, "path too long");
-    return KUBE_ERROR;
-  }
-  st = kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
-                         svc_mutate, &r, 0, NULL, msg, msglen);
   return st == KUBE_NOT_FOUND ? KUBE_OK : st;
 }
 
@@ -186,15 +257,8 @@ int svc_kube_record_inputs(struct svc_ctrl *c, const struct obj_service *s,
                            const char *inputs, char *msg, size_t msglen)
 {
   struct svc_record r = {s->meta.uid, NULL, NULL, false, false, inputs};
-  char path[1024];
-  int st;
+  int st = svc_kube_write(c, s, &r, msg, msglen);
 
-  if (svc_path(s, path, sizeof(path)) != 0) {
-    snprintf(msg, msglen, "path too long");
-    return KUBE_ERROR;
-  }
-  st = kube_update_retry(runtime_client(c->env.rt), path, NULL, false,
-                         svc_mutate, &r, 0, NULL, msg, msglen);
   return st == KUBE_NOT_FOUND ? KUBE_OK : st;
 }
 

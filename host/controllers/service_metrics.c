@@ -32,6 +32,7 @@ void svc_metrics_init(struct svc_metrics *m)
   atomic_init(&m->reconcile_error, 0);
   atomic_init(&m->not_leader_skips, 0);
   atomic_init(&m->ensure_skipped, 0);
+  atomic_init(&m->write_fallbacks, 0);
   svc_hist_init_exp(&m->nodesync_latency, 1.0, 2.0, 15);
   svc_hist_init_exp(&m->update_hosts_latency, 1.0, 2.0, 15);
   /* Reconciles are mostly network-bound: 1 ms to about 33 s. */
@@ -138,13 +139,19 @@ void svc_metrics_write(const struct svc_metrics *m, FILE *out,
           "matched.\n"
           "# TYPE ccm_service_ensure_skipped_total counter\n"
           "ccm_service_ensure_skipped_total %llu\n"
+          "# HELP ccm_service_write_fallbacks_total Metadata writes whose "
+          "merge patch met a changed Service and were redone as read, "
+          "modify, write.\n"
+          "# TYPE ccm_service_write_fallbacks_total counter\n"
+          "ccm_service_write_fallbacks_total %llu\n"
           "# HELP ccm_service_cached Services the controller tracks.\n"
           "# TYPE ccm_service_cached gauge\n"
           "ccm_service_cached %zu\n",
           (unsigned long long)atomic_load(&m->reconcile_ok),
           (unsigned long long)atomic_load(&m->reconcile_error),
           (unsigned long long)atomic_load(&m->not_leader_skips),
-          (unsigned long long)atomic_load(&m->ensure_skipped), cached);
+          (unsigned long long)atomic_load(&m->ensure_skipped),
+          (unsigned long long)atomic_load(&m->write_fallbacks), cached);
   svc_hist_write(&m->reconcile_latency, out,
                  "ccm_reconcile_duration_seconds", "controller=\"service\"",
                  "Time of one reconcile, by controller.");

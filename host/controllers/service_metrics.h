@@ -27,6 +27,7 @@ struct svc_metrics {
   atomic_uint_fast64_t reconcile_error;
   atomic_uint_fast64_t not_leader_skips;
   atomic_uint_fast64_t ensure_skipped;     /* unchanged inputs at start */
+  atomic_uint_fast64_t write_fallbacks;    /* merge patch refused: GET+PUT */
   struct svc_hist nodesync_latency;        /* one node-sync round */
   struct svc_hist update_hosts_latency;    /* one UpdateLoadBalancer */
   struct svc_hist reconcile_latency;       /* one syncService */

@@ -153,6 +153,39 @@ fail:
   return -1;
 }
 
+int svc_nodes_subset(const struct svc_nodes *all, const bool *keep,
+                     struct svc_nodes **out)
+{
+  struct svc_nodes *s = mem_calloc(1, sizeof(*s));
+  size_t i, na = 0, nl = 0;
+
+  *out = NULL;
+  if (s == NULL)
+    return -1;
+  atomic_init(&s->refs, 1);
+  s->objs = mem_calloc(all->n ? all->n : 1, sizeof(*s->objs));
+  if (s->objs == NULL)
+    goto fail;
+  /* all is sorted by name, so the subset is too. */
+  for (i = 0; i < all->n; i++) {
+    const struct obj_node *on = obj_as_node(all->objs[i]);
+
+    if (!keep[i])
+      continue;
+    s->objs[s->n++] = obj_ref(all->objs[i]);
+    na += on->n_addresses;
+    nl += on->meta.n_labels;
+  }
+  if (svc_nodes_alloc(s, s->n, na, nl) != 0)
+    goto fail;
+  svc_nodes_fill(s);
+  *out = s;
+  return 0;
+fail:
+  svc_nodes_free(s);
+  return -1;
+}
+
 struct svc_nodes *svc_nodes_ref(struct svc_nodes *s)
 {
   if (s != NULL)

@@ -29,6 +29,9 @@ struct svc_nodes {
 
 /* Build from the Node store; 0 or -1 on out of memory. */
 int svc_nodes_build(struct store *nodes, struct svc_nodes **out);
+/* The nodes of all with keep[i] set (a policy's backend_nodes answer). */
+int svc_nodes_subset(const struct svc_nodes *all, const bool *keep,
+                     struct svc_nodes **out);
 struct svc_nodes *svc_nodes_ref(struct svc_nodes *s);
 void svc_nodes_unref(struct svc_nodes *s);
 /* Upstream's host-set comparison: same size and the same

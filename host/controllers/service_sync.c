@@ -20,6 +20,7 @@
 /* What the pass knows about the Service's load balancer. */
 struct svc_lb {
   char name[256];          /* the recorded (or default) name */
+  bool recorded;           /* name is a record, not the default */
   char class_buf[256];
   const char *lb_class;    /* the class that picks the provider */
 };
@@ -107,12 +108,18 @@ static void svc_lb_resolve(const struct obj_service *s,
               s->meta.uid != NULL && strcmp(e->obj->uid, s->meta.uid) == 0;
 
   lb->name[0] = '\0';
+  lb->recorded = true;
   if (name != NULL && *name != '\0')
     snprintf(lb->name, sizeof(lb->name), "%s", name);
   else if (same && e->lb_name != NULL)
     snprintf(lb->name, sizeof(lb->name), "%s", e->lb_name);
-  else if (svc_default_lb_name(s->meta.uid, lb->name, sizeof(lb->name)) < 0)
-    lb->name[0] = '\0';
+  else {
+    /* Never named by us: the upstream default (the naming policy
+     * applies only when an ensure records a first name). */
+    lb->recorded = false;
+    if (svc_default_lb_name(s->meta.uid, lb->name, sizeof(lb->name)) < 0)
+      lb->name[0] = '\0';
+  }
   lb->lb_class = NULL;
   if (cls == NULL && same && e->lb_class != NULL)
     cls = e->lb_class;
@@ -124,8 +131,10 @@ static void svc_lb_resolve(const struct obj_service *s,
   }
 }
 
-/* Provider for lb; on failure r says why. */
-static bool svc_provider(struct svc_ctrl *c, const struct svc_lb *lb,
+/* Provider for lb; on failure r says why. With name_it, a Service that
+ * has no recorded name gets its name from the naming policy. */
+static bool svc_provider(struct svc_ctrl *c, const struct obj_service *s,
+                         struct svc_lb *lb, bool name_it,
                          struct provider_ref *ref, struct svc_result *r)
 {
   int rc = registry_for_service(c->env.reg, lb->lb_class, ref);
@@ -144,6 +153,12 @@ static bool svc_provider(struct svc_ctrl *c, const struct svc_lb *lb,
                       sizeof(ref->gen->mod->provider->lb_name_rules)
               ? ref->gen->mod->provider->lb_name_rules
               : NULL;
+  if (name_it && !lb->recorded &&
+      svc_policy_name(c, s, lb->lb_class, ref, lb->name, sizeof(lb->name),
+                      r) != SVC_POLICY_OK) {
+    registry_release(ref);
+    return false;
+  }
   if (svc_lb_name_check(lb->name, rules, why, sizeof(why)) != 0) {
     registry_release(ref);
     r->out = SVC_OUT_PERMANENT;
@@ -170,12 +185,21 @@ static void svc_delete_cached(struct svc_ctrl *c, const struct obj_service *s,
   if (!svc_leader(c, r))
     return;
   svc_event(c, s, "Normal", "DeletingLoadBalancer", "Deleting load balancer");
-  if (!svc_provider(c, &lb, &ref, r))
+  if (!svc_provider(c, s, &lb, false, &ref, r))
     goto report;
   if (svc_input_build(s, c->env.cluster_name, lb.name, lb.lb_class, &in)) {
     registry_release(&ref);
     svc_fail(r, NULL, "out of memory");
     goto report;
+  }
+  rc = svc_policy_inputs(c, s, lb.lb_class, &ref, &in, r);
+  if (rc != SVC_POLICY_OK) {
+    svc_input_free(&in);
+    registry_release(&ref);
+    if (rc == SVC_POLICY_FAILED)
+      goto report;
+    r->out = SVC_OUT_DONE; /* handled elsewhere: nothing of ours */
+    return;
   }
   call_init(&call, c->env.call_timeout_ms);
   rc = prov_lb_delete(&ref, &call, &in.svc);
@@ -197,7 +221,7 @@ report:
 
 /* The delete branch of syncLoadBalancerIfNeeded. */
 static void svc_cleanup(struct svc_ctrl *c, const struct obj_service *s,
-                        const struct svc_lb *lb, struct svc_result *r)
+                        struct svc_lb *lb, struct svc_result *r)
 {
   struct provider_ref ref = {0};
   struct ccm_lb_status st = {0};
@@ -209,7 +233,7 @@ static void svc_cleanup(struct svc_ctrl *c, const struct obj_service *s,
 
   if (!svc_leader(c, r))
     return;
-  if (!svc_provider(c, lb, &ref, r)) {
+  if (!svc_provider(c, s, lb, false, &ref, r)) {
     if (r->out == SVC_OUT_PERMANENT)
       r->out = SVC_OUT_FAILED; /* keep the finalizer, keep trying */
     return;
@@ -219,9 +243,19 @@ static void svc_cleanup(struct svc_ctrl *c, const struct obj_service *s,
     svc_fail(r, NULL, "out of memory");
     return;
   }
-  call_init(&call, c->env.call_timeout_ms);
-  rc = prov_lb_get(&ref, &call, &in.svc, &st);
-  lb_status_clear(&st);
+  rc = svc_policy_inputs(c, s, lb->lb_class, &ref, &in, r);
+  if (rc == SVC_POLICY_FAILED) {
+    r->out = SVC_OUT_FAILED; /* keep the finalizer, keep trying */
+    goto out;
+  }
+  if (rc == SVC_POLICY_ELSEWHERE) {
+    exists = false; /* another controller's: nothing of ours to delete */
+    rc = CCM_OK;
+  } else {
+    call_init(&call, c->env.call_timeout_ms);
+    rc = prov_lb_get(&ref, &call, &in.svc, &st);
+    lb_status_clear(&st);
+  }
   if (rc == CCM_ERR_NOT_FOUND)
     exists = false;
   else if (rc != CCM_OK && rc != CCM_ERR_NOT_IMPLEMENTED) {
@@ -308,12 +342,12 @@ static const char *svc_recorded_inputs(const struct obj_service *s)
  * match the inputs about to be sent is dropped before the provider call,
  * so that a crash mid-ensure can never leave a matching record behind. */
 static void svc_ensure(struct svc_ctrl *c, const char *key,
-                       const struct obj_service *s, const struct svc_lb *lb,
+                       const struct obj_service *s, struct svc_lb *lb,
                        struct svc_result *r)
 {
   struct provider_ref ref = {0};
   struct ccm_lb_status st = {0};
-  struct svc_nodes *nodes = NULL;
+  struct svc_nodes *all = NULL, *nodes = NULL;
   const char *recorded = svc_recorded_inputs(s);
   char fp[CCM_HASH_HEX];
   struct svc_input in;
@@ -326,12 +360,32 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
   if (!svc_leader(c, r))
     return;
   svc_event(c, s, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer");
-  if (!svc_provider(c, lb, &ref, r))
+  if (!svc_provider(c, s, lb, true, &ref, r))
     return;
-  nodes = svc_ctrl_nodes(c);
-  if (nodes == NULL ||
-      svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class, &in) ||
-      svc_fprint(&in.svc, &nodes->list, fp) != 0) {
+  all = svc_ctrl_nodes(c);
+  if (all == NULL ||
+      svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class, &in)) {
+    svc_fail(r, NULL, "out of memory");
+    goto out;
+  }
+  rc = svc_policy_inputs(c, s, lb->lb_class, &ref, &in, r);
+  if (rc == SVC_POLICY_ELSEWHERE) {
+    /* Another controller serves it now; a load balancer we made before
+     * goes, by its recorded name, as when the type changes. */
+    log_msg(CCM_LOG_DEBUG, "service", "%s: implemented elsewhere (policy)",
+            key);
+    registry_release(&ref);
+    if (obj_service_has_finalizer(s, CCM_SVC_FINALIZER))
+      svc_cleanup(c, s, lb, r);
+    else
+      r->out = SVC_OUT_DONE;
+    goto out;
+  }
+  if (rc != SVC_POLICY_OK ||
+      svc_policy_backends(c, s, lb->lb_class, &ref, all, &nodes, r) !=
+          SVC_POLICY_OK)
+    goto out;
+  if (svc_fprint(&in.svc, &nodes->list, fp) != 0) {
     svc_fail(r, NULL, "out of memory");
     goto out;
   }
@@ -390,6 +444,7 @@ out:
   lb_status_clear(&st);
   svc_input_free(&in);
   svc_nodes_unref(nodes);
+  svc_nodes_unref(all);
   registry_release(&ref);
 }
 
@@ -401,12 +456,12 @@ out:
  * updates the hosts. True when skipped (r says DONE). */
 static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
                                const struct obj_service *s,
-                               const struct svc_lb *lb, struct svc_result *r)
+                               struct svc_lb *lb, struct svc_result *r)
 {
   const char *recorded = svc_recorded_inputs(s);
   const char *name = obj_annotation(&s->meta, CCM_SVC_NAME_ANNOTATION);
   struct provider_ref ref = {0};
-  struct svc_nodes *nodes = NULL;
+  struct svc_nodes *all = NULL, *nodes = NULL;
   struct svc_result pr = {0};
   char fp[CCM_HASH_HEX] = "";
   struct svc_input in;
@@ -417,12 +472,17 @@ static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
       s->n_ingress == 0 || s->meta.deleting ||
       !obj_service_has_finalizer(s, CCM_SVC_FINALIZER))
     return false;
-  if (!svc_provider(c, lb, &ref, &pr))
+  if (!svc_provider(c, s, lb, false, &ref, &pr))
     return false; /* the ensure path reports it */
-  nodes = svc_ctrl_nodes(c);
-  if (nodes != NULL &&
+  all = svc_ctrl_nodes(c);
+  /* Any policy failure: no skip, the ensure path reports it. */
+  if (all != NULL &&
       svc_input_build(s, c->env.cluster_name, lb->name, lb->lb_class,
                       &in) == 0 &&
+      svc_policy_inputs(c, s, lb->lb_class, &ref, &in, &pr) ==
+          SVC_POLICY_OK &&
+      svc_policy_backends(c, s, lb->lb_class, &ref, all, &nodes, &pr) ==
+          SVC_POLICY_OK &&
       svc_fprint(&in.svc, &nodes->list, fp) == 0)
     skip = strcmp(fp, recorded) == 0;
   if (skip) {
@@ -434,6 +494,7 @@ static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
   }
   svc_input_free(&in);
   svc_nodes_unref(nodes);
+  svc_nodes_unref(all);
   registry_release(&ref);
   return skip;
 }
@@ -612,7 +673,7 @@ static struct svc_nodes *svc_swap_synced(struct svc_ctrl *c, const char *key,
 void svc_sync_hosts(struct svc_ctrl *c, const char *key, struct svc_result *r)
 {
   struct provider_ref ref = {0};
-  struct svc_nodes *nodes = NULL, *old = NULL;
+  struct svc_nodes *all = NULL, *nodes = NULL, *old = NULL;
   const struct obj_service *s;
   struct svc_input in;
   struct ccm_call call;
@@ -634,16 +695,13 @@ void svc_sync_hosts(struct svc_ctrl *c, const char *key, struct svc_result *r)
     goto out;
   if (!svc_leader(c, r))
     goto out;
-  nodes = svc_ctrl_nodes(c);
-  if (nodes == NULL) {
+  all = svc_ctrl_nodes(c);
+  if (all == NULL) {
     svc_fail(r, NULL, "out of memory");
     goto out;
   }
-  old = svc_swap_synced(c, key, nodes);
-  if (svc_nodes_same(old, nodes))
-    goto out;
   svc_lb_resolve(s, &sn.e, &lb);
-  if (!svc_provider(c, &lb, &ref, r)) {
+  if (!svc_provider(c, s, &lb, false, &ref, r)) {
     r->out = SVC_OUT_REQUEUE;
     goto out;
   }
@@ -651,6 +709,20 @@ void svc_sync_hosts(struct svc_ctrl *c, const char *key, struct svc_result *r)
     svc_fail(r, NULL, "out of memory");
     goto out;
   }
+  rc = svc_policy_inputs(c, s, lb.lb_class, &ref, &in, r);
+  if (rc == SVC_POLICY_ELSEWHERE) {
+    r->out = SVC_OUT_DONE;
+    goto out;
+  }
+  if (rc != SVC_POLICY_OK ||
+      svc_policy_backends(c, s, lb.lb_class, &ref, all, &nodes, r) !=
+          SVC_POLICY_OK) {
+    r->out = SVC_OUT_REQUEUE; /* a full sync reports it */
+    goto out;
+  }
+  old = svc_swap_synced(c, key, nodes);
+  if (svc_nodes_same(old, nodes))
+    goto out;
   atomic_fetch_add(&c->m.lb_sync_total, 1);
   t0 = svc_now_s();
   call_init(&call, c->env.call_timeout_ms);
@@ -689,5 +761,6 @@ out:
   registry_release(&ref);
   svc_nodes_unref(old);
   svc_nodes_unref(nodes);
+  svc_nodes_unref(all);
   svc_snap_free(&sn);
 }

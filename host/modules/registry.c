@@ -776,6 +776,11 @@ int registry_for_nodes(struct registry *reg, struct provider_ref *ref)
   return registry_for_service(reg, NULL, ref);
 }
 
+const char *registry_ref_name(const struct provider_ref *ref)
+{
+  return ref->gen != NULL ? ref->gen->slot->name : NULL;
+}
+
 void registry_release(struct provider_ref *ref)
 {
   struct generation *gen;

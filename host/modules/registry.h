@@ -72,6 +72,9 @@ int registry_for_service(struct registry *reg, const char *lb_class,
                          struct provider_ref *ref);
 int registry_for_nodes(struct registry *reg, struct provider_ref *ref);
 void registry_release(struct provider_ref *ref);
+/* The configured name of the provider ref holds ("lab", "prod-aws"); valid
+ * while the reference is held. */
+const char *registry_ref_name(const struct provider_ref *ref);
 
 void registry_get_stats(struct registry *reg, struct registry_stats *out);
 /* Prometheus text: generation per provider, swaps, failed swaps. */

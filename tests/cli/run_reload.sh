@@ -53,7 +53,7 @@ wait_log "$log" 'reloaded .*: 0 provider swap' "$pid"
 echo 'this is = not libconfig' >>"$cfg"
 kill -HUP "$pid"
 wait_log "$log" 'reload failed, the running configuration stays: .*host.cfg:[0-9]+: syntax error' "$pid"
-if grep -q 'generation 3' "$log"; then fail "a failed reload swapped"; fi
+if grep -q 'provider fake: generation 3' "$log"; then fail "a failed reload swapped"; fi
 
 # A module that fails to load: the registry refuses, nothing changes.
 cat >"$cfg" <<CFG
@@ -64,7 +64,7 @@ providers = ( { name = "fake"; module = "$T/missing.so"; } );
 CFG
 kill -HUP "$pid"
 wait_log "$log" 'reload failed, the running configuration and providers stay' "$pid"
-if grep -q 'generation 3' "$log"; then fail "a failed reload swapped"; fi
+if grep -q 'provider fake: generation 3' "$log"; then fail "a failed reload swapped"; fi
 
 kill -TERM "$pid"
 wait_exit "$pid"

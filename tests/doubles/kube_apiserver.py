@@ -1926,6 +1926,7 @@ class Config:
         self.bookmark_interval = 60.0
         self.token = None
         self.token_file = None
+        self.extra_tokens = {}  # token -> user name, for per-client request logs
         self.tls = False
         self.expire_continue = True
         self.generation_kinds = set()
@@ -2014,7 +2015,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server.kube
         srv.log_request(self._log_method, self._log_path, self._log_query,
                         self._status, self.headers.get("User-Agent", ""),
-                        time.time() - self._log_t0)
+                        time.time() - self._log_t0,
+                        getattr(self, "_log_user", "default"))
 
     def _send_json(self, code, body, headers=None):
         data = json.dumps(body, separators=(",", ":")).encode()
@@ -2055,8 +2057,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if tok is None:
             return True
         h = self.headers.get("Authorization", "")
-        if h.startswith("Bearer ") and secrets.compare_digest(h[7:].strip(), tok):
+        if not h.startswith("Bearer "):
+            return False
+        given = h[7:].strip()
+        if secrets.compare_digest(given, tok):
             return True
+        for extra, user in srv.cfg.extra_tokens.items():
+            if secrets.compare_digest(given, extra):
+                self._log_user = user
+                return True
         return False
 
     def do_GET(self):
@@ -2087,6 +2096,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._log_t0, self._log_method = t0, method
         self._log_path, self._log_query = u.path, u.query
         self._logged = False
+        self._log_user = "default"
         path = u.path
         q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
         query = {k: v[-1] for k, v in q.items()}
@@ -2864,9 +2874,10 @@ class Double:
                 st.cond.notify_all()
         return n
 
-    def log_request(self, method, path, query, status, ua, dur):
+    def log_request(self, method, path, query, status, ua, dur, user="default"):
         e = {"time": now_micro(), "method": method, "path": path, "query": query,
-             "status": status, "userAgent": ua, "durationMs": round(dur * 1000, 3)}
+             "status": status, "userAgent": ua, "user": user,
+             "durationMs": round(dur * 1000, 3)}
         with self.log_lock:
             self.requests.append(e)
             if self.log_file:
@@ -3001,6 +3012,8 @@ def main(argv=None):
     ap.add_argument("--gen-token", action="store_true", help="require a generated token")
     ap.add_argument("--token-file", help="write the current token here (rotated by "
                     "/_control/rotate-token); implies a generated token if --token is absent")
+    ap.add_argument("--extra-token", action="append", default=[], metavar="USER=TOKEN",
+                    help="also accept TOKEN; the request log names its requests USER")
     ap.add_argument("--history", type=int, default=1000, help="watch event history size")
     ap.add_argument("--bookmark-interval", type=float, default=60.0)
     ap.add_argument("--request-log")
@@ -3019,6 +3032,11 @@ def main(argv=None):
     cfg.generation_kinds = set(k for k in args.generation_kinds.split(",") if k)
     cfg.token = args.token
     cfg.token_file = args.token_file
+    for spec in args.extra_token:
+        user, sep, tok = spec.partition("=")
+        if not sep or not user or not tok:
+            ap.error("--extra-token: expected USER=TOKEN, got %r" % spec)
+        cfg.extra_tokens[tok] = user
     if (args.gen_token or args.token_file) and not cfg.token:
         cfg.token = secrets.token_hex(24)
     d = Double(cfg)

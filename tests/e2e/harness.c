@@ -212,6 +212,14 @@ static int e2e_build_runtime(struct e2e *e, uint32_t workers)
     return -1;
   }
 
+  if (e->policy == NULL &&
+      policy_engine_new(e->cfg->policies, e->cfg->n_policies, NULL,
+                        &e->policy, err, sizeof err) != 0) {
+    e2e_log("policies: %s", err);
+    e->policy = NULL;
+    return -1;
+  }
+  e->env.policy = e->policy;
   e->env.cfg = e->cfg;
   e->env.cluster_name = e->cfg->cluster_name;
   e->env.rt = e->rt;
@@ -452,6 +460,8 @@ void e2e_stop(struct e2e *e)
   size_t i;
 
   e2e_teardown_runtime(e, NULL);
+  policy_engine_free(e->policy);
+  e->policy = NULL;
   if (e->reg)
     registry_free(e->reg);
   e->reg = NULL;
@@ -834,4 +844,96 @@ int e2e_swap_module(struct e2e *e, const char *module, const char *provider,
 fail:
   mem_free(text);
   return -1;
+}
+
+/* ---- policies, files, the lab's state, Events ---- */
+
+int e2e_policy_reload(struct e2e *e)
+{
+  char err[E2E_ERR];
+
+  if (policy_engine_reload(e->policy, e->cfg->policies, e->cfg->n_policies,
+                           err, sizeof err) != 0) {
+    e2e_log("policy reload: %s", err);
+    return -1;
+  }
+  return 0;
+}
+
+char *e2e_slurp(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL;
+  size_t cap = 0, len = 0, n;
+
+  if (f == NULL)
+    return NULL;
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      char *nb = realloc(buf, cap = (cap ? cap * 2 : 8192));
+
+      if (nb == NULL) {
+        free(buf);
+        fclose(f);
+        return NULL;
+      }
+      buf = nb;
+    }
+    n = fread(buf + len, 1, cap - len - 1, f);
+    len += n;
+    if (n == 0)
+      break;
+  }
+  fclose(f);
+  buf[len] = '\0';
+  return buf;
+}
+
+cJSON *e2e_lab_state(struct e2e *e)
+{
+  char *text = e2e_slurp(e->state_file);
+  cJSON *st = text ? cJSON_Parse(text) : NULL;
+
+  free(text);
+  return st;
+}
+
+const cJSON *e2e_lab_lb(const cJSON *state, const char *name)
+{
+  const cJSON *lb;
+
+  cJSON_ArrayForEach(lb, cJSON_GetObjectItemCaseSensitive(state,
+                                                          "load_balancers")) {
+    const char *n = e2e_json_str(lb, "name");
+
+    if (n != NULL && strcmp(n, name) == 0)
+      return lb;
+  }
+  return NULL;
+}
+
+int e2e_event_count(struct e2e *e, const char *ns, const char *kind,
+                    const char *name, const char *reason,
+                    const char *msg_part)
+{
+  char path[300];
+  cJSON *list;
+  const cJSON *it;
+  int n = 0;
+
+  snprintf(path, sizeof path, "/api/v1/namespaces/%s/events", ns);
+  list = e2e_get(e, path);
+  cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list, "items")) {
+    const char *on = e2e_json_str(it, "involvedObject.name");
+    const char *ok = e2e_json_str(it, "involvedObject.kind");
+    const char *r = e2e_json_str(it, "reason");
+    const char *m = e2e_json_str(it, "message");
+
+    if (on && ok && r && strcmp(on, name) == 0 && strcmp(ok, kind) == 0 &&
+        strcmp(r, reason) == 0 &&
+        (msg_part == NULL || (m && strstr(m, msg_part) != NULL)))
+      n++;
+  }
+  cJSON_Delete(list);
+  return n;
 }

@@ -123,6 +123,8 @@ struct e2e {
   struct registry *reg;
   struct runtime *rt;
   struct kube_events *events;
+  struct policy_engine *policy; /* from host.cfg policies; kept across
+                                 * restarts, as ccm-host keeps it */
   struct ctrl_env env;        /* handed to every controller's create */
   struct e2e_ctrl ctrls[CCM_E2E_MAX_CONTROLLERS];
   size_t n_ctrls;
@@ -225,5 +227,22 @@ int e2e_swap_module(struct e2e *e, const char *module, const char *provider,
 
 /* Sleep helper for tests (ms). */
 void e2e_sleep_ms(uint32_t ms);
+
+/* ---- policies, files, the lab's state, Events ---- */
+
+/* Reload the policies of host.cfg (after the test rewrote a file), as
+ * SIGHUP does. 0, or -1 with the engine's reason on stderr. */
+int e2e_policy_reload(struct e2e *e);
+/* A whole file, NUL-terminated (free()); NULL when unreadable. */
+char *e2e_slurp(const char *path);
+/* The lab provider's state file, parsed; NULL when absent. */
+cJSON *e2e_lab_state(struct e2e *e);
+/* The lab load balancer named name in state, or NULL. */
+const cJSON *e2e_lab_lb(const cJSON *state, const char *name);
+/* Events in namespace ns about the object kind/name with reason whose
+ * message contains msg_part (NULL: any). */
+int e2e_event_count(struct e2e *e, const char *ns, const char *kind,
+                    const char *name, const char *reason,
+                    const char *msg_part);
 
 #endif

@@ -14,6 +14,7 @@ grep -q '"../build/modules/ccm-lab.so"' "$src" \
   || fail "examples/lab.cfg: module is not ../build/modules/ccm-lab.so"
 grep -q '/tmp/ccmhost-lab' "$src" || fail "examples/lab.cfg: no /tmp/ccmhost-lab"
 sed -e "s#\"../build/modules/ccm-lab.so\"#\"$CCM_MODULE_DIR/ccm-lab.so\"#" \
+    -e "s#\"../scripts/#\"$CCM_SOURCE_DIR/scripts/#g" \
     -e "s#/tmp/ccmhost-lab#$T/state#g" \
     -e 's#"127.0.0.1:10258"#"127.0.0.1:0"#' "$src" >"$cfg"
 if grep -Eq '^[^#]*(kubeconfig|master) *=' "$cfg"; then

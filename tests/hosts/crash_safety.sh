@@ -43,28 +43,12 @@ CFG
 #   idle URL TIMEOUT: wait until the service queue is empty, nothing is
 #     in flight and the reconcile count did not move for 2 s.
 cat >"$T/k.py" <<'PY'
-import base64, json, random, ssl, sys, time, urllib.error, urllib.request
+import json, os, random, sys, time, urllib.error
+sys.path.insert(0, os.path.join(os.environ["CCM_SOURCE_DIR"], "tests/hosts"))
+from hostkube import FINALIZER as FIN, NAME_ANNOTATION as ANN, SVCS, Kube
+from hostkube import metrics_text
 
-FIN = "service.kubernetes.io/load-balancer-cleanup"
-ANN = "ccmhost.io/load-balancer-name"
-kc = json.load(open(sys.argv[1]))
-cluster = kc["clusters"][0]["cluster"]
-user = kc["users"][0]["user"]
-server = cluster["server"]
-ctx = None
-if server.startswith("https:"):
-    ctx = ssl.create_default_context(cadata=base64.b64decode(
-        cluster["certificate-authority-data"]).decode())
-SVCS = "/api/v1/namespaces/default/services"
-
-def req(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    r = urllib.request.Request(server + path, data=data, method=method)
-    r.add_header("Authorization", "Bearer " + user["token"])
-    if data is not None:
-        r.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(r, context=ctx, timeout=10) as resp:
-        return json.load(resp)
+req = Kube(sys.argv[1]).req
 
 def ours():
     return [s for s in req("GET", SVCS)["items"]
@@ -112,8 +96,7 @@ def settled(path):
     return None
 
 def metrics(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return r.read().decode()
+    return metrics_text(url)
 
 def value(text, prefix):
     n = 0

@@ -15,23 +15,11 @@ DOUBLE="$CCM_SOURCE_DIR/tests/doubles/kube_apiserver.py"
 #     exact); print "holder<TAB>leaseTransitions"; exit 1 on timeout.
 #   count PATH: print the number of items of a list.
 cat >"$T/kget.py" <<'PY'
-import base64, json, ssl, sys, time, urllib.error, urllib.request
+import json, os, sys, time, urllib.error
+sys.path.insert(0, os.path.join(os.environ["CCM_SOURCE_DIR"], "tests/hosts"))
+from hostkube import Kube
 
-kc = json.load(open(sys.argv[1]))
-cluster = kc["clusters"][0]["cluster"]
-user = kc["users"][0]["user"]
-server = cluster["server"]
-ctx = None
-if server.startswith("https:"):
-    ctx = ssl.create_default_context(cadata=base64.b64decode(
-        cluster["certificate-authority-data"]).decode())
-
-def get(path):
-    req = urllib.request.Request(server + path)
-    if user.get("token"):
-        req.add_header("Authorization", "Bearer " + user["token"])
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
-        return json.load(r)
+get = Kube(sys.argv[1]).get
 
 cmd = sys.argv[2]
 if cmd == "count":

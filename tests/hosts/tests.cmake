@@ -37,3 +37,20 @@ add_test(NAME hosts_crash_safety
 set_tests_properties(hosts_crash_safety PROPERTIES
   LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77
   ENVIRONMENT "${CCM_HOSTS_ENV}")
+
+# A standby replica (own token, so the double's log tells it apart) makes
+# no write, no provider call, while the leader does all the work.
+add_test(NAME hosts_standby
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/standby.sh)
+set_tests_properties(hosts_standby PROPERTIES
+  LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${CCM_HOSTS_ENV}")
+
+# ccm-host with a Lua policy: rejections in /metrics, live reload on a file
+# edit (inotify), a broken edit refused, SIGHUP reload, names kept.
+add_test(NAME hosts_policy_reload
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/policy_reload.sh)
+set_tests_properties(hosts_policy_reload PROPERTIES
+  LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${CCM_HOSTS_ENV}")
+
