@@ -5,7 +5,8 @@
 # per Node, peak RSS, and the double's own load. Prints a table; asserts
 # nothing.
 # usage: bench/bench_nodes.sh [BUILD_DIR] [NODES] [WORKERS]
-#   BENCH_FULL=1: 5,000 Nodes (default 500).
+#   BENCH_FULL=1: 5,000 Nodes (default 500); KUBE_QPS (20, upstream's
+#   default): the host's kube_api_qps (burst 1.5x).
 set -u
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,8 @@ kubeconfig = "$T/kubeconfig";
 listen = "127.0.0.1:$mport";
 controllers = ["node"];
 node_workers = $workers;
+kube_api_qps = ${KUBE_QPS:-20};
+kube_api_burst = $(( ${KUBE_QPS:-20} * 3 / 2 > 30 ? ${KUBE_QPS:-20} * 3 / 2 : 30 ));
 leader_election = { enabled = false; };
 providers = ( { name = "lab"; module = "$build/modules/ccm-lab.so";
   config = { state_file = "$T/state/lab.json"; ipv4_pools = ["192.0.2.0/24"];

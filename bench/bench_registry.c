@@ -3,6 +3,10 @@
  * hot-swap pauses callers (DESIGN.md section 8: pause <= 100 ms, 0 failed
  * calls). Prints a table; asserts nothing, so it never fails on a slow box.
  */
+/* nftw */
+#define _XOPEN_SOURCE 700
+
+#include <ftw.h>
 #include <libconfig.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +28,22 @@
 #define BENCH_SWAPS 50
 #define BENCH_CALLERS 2
 #define BENCH_MAX_SAMPLES 4000000
+
+static int bench_rm_entry(const char *path, const struct stat *st, int flag,
+                          struct FTW *ftw)
+{
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* The registry keeps private module copies under its state directory. */
+static void bench_rm_tree(const char *dir)
+{
+  nftw(dir, bench_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 struct bench_provider {
   struct provider_config pc;
@@ -200,7 +220,7 @@ static int bench_swap(const char *label, struct bench_provider *a,
          (unsigned long long)failed);
   mem_free(all);
   registry_free(reg);
-  rmdir(dir);
+  bench_rm_tree(dir);
   return 0;
 }
 
@@ -255,10 +275,8 @@ int main(void)
   config_destroy(&fake2.lc);
   config_destroy(&lab1.lc);
   config_destroy(&lab2.lc);
-  snprintf(lab_cfg, sizeof(lab_cfg), "%s/state.json", dir);
-  unlink(lab_cfg);
-  rmdir(dir);
-  rmdir(sdir);
+  bench_rm_tree(dir);
+  bench_rm_tree(sdir);
   http_global_cleanup();
   return 0;
 }

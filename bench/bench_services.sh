@@ -6,7 +6,8 @@
 # asserts nothing (DESIGN.md section 8 targets are printed beside).
 # usage: bench/bench_services.sh [BUILD_DIR] [SERVICES] [WORKERS] [NODES]
 #   BENCH_FULL=1: 10,000 Services (default 1,000); LATENCY_MS (20);
-#   BENCH_PERF=1: also sample the host with perf and split its CPU by module.
+#   BENCH_PERF=1: also sample the host with perf and split its CPU by module;
+#   KUBE_QPS (20, upstream's default): the host's kube_api_qps (burst 1.5x).
 set -u
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,8 @@ kubeconfig = "$T/kubeconfig";
 listen = "127.0.0.1:$mport";
 controllers = ["service"];
 service_workers = $workers;
+kube_api_qps = ${KUBE_QPS:-20};
+kube_api_burst = $(( ${KUBE_QPS:-20} * 3 / 2 > 30 ? ${KUBE_QPS:-20} * 3 / 2 : 30 ));
 leader_election = { enabled = false; };
 providers = ( { name = "fake"; module = "$build/modules/ccm-fake.so";
   config = { latency_ms = { all = $latency; }; }; } );

@@ -16,69 +16,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <cmocka.h>
 
 #include "controllers/service.h"
-#include "controllers/service_logic.h"
 #include "harness.h"
-#include "kube/writes.h"
+#include "load.h"
 
 #define NS "default"
 #define BASE_CREATES 1000
 #define DEFAULT_SCALE 0.4
 #define SWAPS 20
 #define CONVERGE_MS 300000u
+#define CREATE_TRIES 20
+#define PREFIX "s"
 
 struct swap_state {
   struct e2e e;
   char mod[2][400];        /* the two private copies */
   struct host_config *cfg[2]; /* one per copy; freed after e2e_stop */
 };
-
-/* CCM_E2E_SCALE: a positive factor on the count (default 0.4). */
-static double chaos_scale(void)
-{
-  const char *s = getenv("CCM_E2E_SCALE");
-  char *end;
-  double v;
-
-  if (s == NULL || *s == '\0')
-    return DEFAULT_SCALE;
-  v = strtod(s, &end);
-  if (end == s || *end != '\0' || v <= 0 || v > 100)
-    return DEFAULT_SCALE;
-  return v;
-}
-
-static double chaos_now_s(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *path)
-{
-  FILE *f = fopen(path, "r");
-  char *buf = NULL;
-  long len;
-
-  if (f == NULL)
-    return NULL;
-  len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-  if (len > 0 && fseek(f, 0, SEEK_SET) == 0) {
-    buf = calloc(1, (size_t)len + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)len, f) != (size_t)len) {
-      free(buf);
-      buf = NULL;
-    }
-  }
-  fclose(f);
-  return buf;
-}
 
 /* Copy src to dst, appending extra bytes (a different file, same code). */
 static int copy_module(const char *src, const char *dst, const char *extra)
@@ -109,44 +66,6 @@ done:
   return rc;
 }
 
-/* The harness's lab pool is one /24 (254 addresses): a config for module
- * with a /16 so that a thousand Services fit; with swap, swap to it. */
-static struct host_config *chaos_big_pool(struct e2e *e, const char *tag,
-                                          const char *module, bool swap)
-{
-  struct host_config *cfg = NULL;
-  char path[400], err[1024];
-  FILE *f;
-
-  snprintf(path, sizeof(path), "%s/host-%s.cfg", e->dir, tag);
-  f = fopen(path, "w");
-  if (f == NULL)
-    return NULL;
-  fprintf(f,
-          "cluster_name = \"e2e\";\n"
-          "kubeconfig = \"%s\";\n"
-          "state_dir = \"%s/state\";\n"
-          "drain_timeout_ms = 5000;\n"
-          "leader_election = { enabled = false; };\n"
-          "providers = ( { name = \"%s\"; module = \"%s\";\n"
-          "  call_timeout_ms = 10000;\n"
-          "  config = { state_file = \"%s\";\n"
-          "    ipv4_pools = [\"10.200.0.0/16\"]; }; } );\n",
-          e->kd.kubeconfig, e->dir, e->provider, module, e->state_file);
-  if (fclose(f) != 0)
-    return NULL;
-  if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-    fprintf(stderr, "config_load %s: %s\n", path, err);
-    return NULL;
-  }
-  if (swap && registry_swap(e->reg, &cfg->providers[0], err, sizeof(err)) != 0) {
-    fprintf(stderr, "registry_swap: %s\n", err);
-    config_free(cfg);
-    return NULL;
-  }
-  return cfg;
-}
-
 static int setup(void **state)
 {
   struct swap_state *s = calloc(1, sizeof(*s));
@@ -167,7 +86,8 @@ static int setup(void **state)
     if (mkdir(dir, 0700) != 0 ||
         copy_module(CCM_E2E_LAB_MODULE, s->mod[k], k == 0 ? "" : "\n") != 0)
       return -1;
-    s->cfg[k] = chaos_big_pool(&s->e, k == 0 ? "a" : "b", s->mod[k], false);
+    s->cfg[k] = e2e_load_big_pool(&s->e, k == 0 ? "a" : "b", s->mod[k],
+                                 false);
     if (s->cfg[k] == NULL)
       return -1;
   }
@@ -199,91 +119,6 @@ static int teardown(void **state)
   return 0;
 }
 
-static void svc_name(char *buf, size_t cap, int i)
-{
-  snprintf(buf, cap, "s-%04d", i);
-}
-
-static const char *ann_name(const cJSON *obj)
-{
-  const cJSON *a = e2e_json_at(obj, "metadata.annotations");
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(a,
-                                                    CCM_SVC_NAME_ANNOTATION);
-
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static const cJSON *find_item(const cJSON *items, const char *name)
-{
-  const cJSON *it;
-
-  cJSON_ArrayForEach(it, items) {
-    const char *n = e2e_json_str(it, "metadata.name");
-
-    if (n != NULL && strcmp(n, name) == 0)
-      return it;
-  }
-  return NULL;
-}
-
-/* The service controller's Prometheus text (cJSON-free, line by line):
- * calls fn for each line. */
-static void metrics_lines(struct swap_state *s,
-                          void (*fn)(const char *line, void *ud), void *ud)
-{
-  char *buf = NULL, *line, *nl;
-  size_t len = 0;
-  FILE *m = open_memstream(&buf, &len);
-
-  if (m == NULL)
-    return;
-  service_controller_ops.metrics(s->e.ctrls[0].state, m);
-  fclose(m);
-  for (line = buf; line != NULL && *line != '\0'; line = nl) {
-    nl = strchr(line, '\n');
-    if (nl != NULL)
-      *nl++ = '\0';
-    fn(line, ud);
-  }
-  free(buf);
-}
-
-static void print_line(const char *line, void *ud)
-{
-  (void)ud;
-  if (strncmp(line, "ccm_reconcile_total", 19) == 0 ||
-      strncmp(line, "ccm_workqueue_retries_total", 27) == 0 ||
-      strncmp(line, "ccm_workqueue_adds_total", 24) == 0)
-    fprintf(stderr, "swap: %s\n", line);
-}
-
-static void print_metrics(struct swap_state *s)
-{
-  metrics_lines(s, print_line, NULL);
-}
-
-static void sum_reconciles(const char *line, void *ud)
-{
-  long long *n = ud;
-  const char *sp;
-
-  if (strncmp(line, "ccm_reconcile_total{", 20) != 0)
-    return;
-  sp = strrchr(line, ' ');
-  if (sp != NULL)
-    *n += strtoll(sp + 1, NULL, 10);
-}
-
-/* Reconciles done so far (success + error): a progress signal for pacing
- * the load, never asserted on. */
-static long long reconciles(struct swap_state *s)
-{
-  long long n = 0;
-
-  metrics_lines(s, sum_reconciles, &n);
-  return n;
-}
-
 static void sum_errors(const char *line, void *ud)
 {
   long long *n = ud;
@@ -292,27 +127,6 @@ static void sum_errors(const char *line, void *ud)
 
   if (strncmp(line, key, strlen(key)) == 0)
     *n += strtoll(line + strlen(key), NULL, 10);
-}
-
-struct progress {
-  struct swap_state *s;
-  long long want;
-};
-
-static bool pred_progress(struct e2e *e, void *ud)
-{
-  struct progress *p = ud;
-
-  (void)e;
-  return reconciles(p->s) >= p->want;
-}
-
-/* Wait (bounded) until the controller did want reconciles; pacing only. */
-static void pace(struct swap_state *s, long long want, uint32_t max_ms)
-{
-  struct progress p = {s, want};
-
-  (void)e2e_wait(&s->e, pred_progress, &p, max_ms);
 }
 
 struct calls {
@@ -344,26 +158,6 @@ static void count_calls(const char *line, void *ud)
     snprintf(c->first_bad, sizeof(c->first_bad), "%s", line);
 }
 
-static void registry_lines(struct swap_state *s,
-                           void (*fn)(const char *line, void *ud), void *ud)
-{
-  char *buf = NULL, *line, *nl;
-  size_t len = 0;
-  FILE *m = open_memstream(&buf, &len);
-
-  if (m == NULL)
-    return;
-  registry_metrics_write(s->e.reg, m);
-  fclose(m);
-  for (line = buf; line != NULL && *line != '\0'; line = nl) {
-    nl = strchr(line, '\n');
-    if (nl != NULL)
-      *nl++ = '\0';
-    fn(line, ud);
-  }
-  free(buf);
-}
-
 struct world {
   int n;
   char why[512];
@@ -377,67 +171,20 @@ static bool settled(struct e2e *e, void *ud)
   struct world *w = ud;
   cJSON *list = e2e_get(e, "/api/v1/namespaces/" NS "/services");
   const cJSON *items = cJSON_GetObjectItemCaseSensitive(list, "items");
-  cJSON *lab = NULL, *ips = NULL;
-  const cJSON *lbs, *lb;
-  char *text = NULL, name[32];
-  int i, n_lbs = 0;
+  char name[32];
+  int i;
   bool ok = false;
 
   w->why[0] = '\0';
   for (i = 0; i < w->n; i++) {
-    const cJSON *sv;
-
-    svc_name(name, sizeof(name), i);
-    sv = find_item(items, name);
-    if (sv == NULL || !kube_has_finalizer(sv, CCM_SVC_FINALIZER) ||
-        ann_name(sv) == NULL ||
-        e2e_json_str(sv, "status.loadBalancer.ingress.0.ip") == NULL) {
+    e2e_load_svc_name(name, sizeof(name), PREFIX, i);
+    if (!e2e_load_svc_ready(e2e_load_find_item(items, name))) {
       snprintf(w->why, sizeof(w->why), "Service %s has not converged", name);
       goto done;
     }
   }
-  text = slurp(e->state_file);
-  lab = text ? cJSON_Parse(text) : NULL;
-  lbs = cJSON_GetObjectItemCaseSensitive(lab, "load_balancers");
-  if (!cJSON_IsArray(lbs)) {
-    snprintf(w->why, sizeof(w->why), "no lab state");
-    goto done;
-  }
-  ips = cJSON_CreateObject();
-  cJSON_ArrayForEach(lb, lbs) {
-    const char *lname = e2e_json_str(lb, "name");
-    const char *owner = e2e_json_str(lb, "service");
-    const char *slash = owner ? strchr(owner, '/') : NULL;
-    const cJSON *sv = slash ? find_item(items, slash + 1) : NULL, *ip;
-
-    n_lbs++;
-    if (lname == NULL || sv == NULL || ann_name(sv) == NULL ||
-        strcmp(ann_name(sv), lname) != 0) {
-      snprintf(w->why, sizeof(w->why), "lab holds %s for %s, unrecorded",
-               lname ? lname : "?", owner ? owner : "?");
-      goto done;
-    }
-    cJSON_ArrayForEach(ip, cJSON_GetObjectItemCaseSensitive(lb, "ips")) {
-      if (!cJSON_IsString(ip))
-        continue;
-      if (cJSON_GetObjectItemCaseSensitive(ips, ip->valuestring) != NULL) {
-        snprintf(w->why, sizeof(w->why), "address %s is held twice",
-                 ip->valuestring);
-        goto done;
-      }
-      cJSON_AddTrueToObject(ips, ip->valuestring);
-    }
-  }
-  if (n_lbs != w->n) {
-    snprintf(w->why, sizeof(w->why), "lab holds %d load balancers for %d "
-             "Services", n_lbs, w->n);
-    goto done;
-  }
-  ok = true;
+  ok = e2e_load_lab_matches(e, items, w->n, w->why, sizeof(w->why));
 done:
-  cJSON_Delete(ips);
-  cJSON_Delete(lab);
-  free(text);
   cJSON_Delete(list);
   return ok;
 }
@@ -446,7 +193,7 @@ static void test_swap_load(void **state)
 {
   struct swap_state *s = *state;
   struct e2e *e = &s->e;
-  double scale = chaos_scale(), t0, t1;
+  double scale = e2e_load_scale(DEFAULT_SCALE), t0, t1;
   int n = (int)(BASE_CREATES * scale + 0.5), i, swaps = 0, every;
   struct registry_stats st0, st;
   struct calls calls;
@@ -460,18 +207,12 @@ static void test_swap_load(void **state)
   registry_get_stats(e->reg, &st0);
   fprintf(stderr, "swap: %d creations, %d swaps (CCM_E2E_SCALE %.2f)\n", n,
           SWAPS, scale);
-  t0 = chaos_now_s();
+  t0 = e2e_load_now_s();
   for (i = 0; i < n; i++) {
     char name[32];
-    int t;
 
-    svc_name(name, sizeof(name), i);
-    for (t = 0; t < 20; t++) {
-      if (e2e_create_service_lb(e, NS, name, 80, NULL) == KUBE_OK)
-        break;
-      e2e_sleep_ms(50);
-    }
-    if (t == 20)
+    e2e_load_svc_name(name, sizeof(name), PREFIX, i);
+    if (e2e_load_create_svc(e, NS, name, CREATE_TRIES, 50) != KUBE_OK)
       fail_msg("cannot create %s", name);
     /* Swap in the middle of each slice, while reconciles are in flight. */
     if (i % every == every / 2 && swaps < SWAPS) {
@@ -484,9 +225,9 @@ static void test_swap_load(void **state)
     }
     /* Keep the controller busy: at most ~60 keys ahead of it. */
     if (i % 10 == 9)
-      pace(s, i - 60, 10000);
+      e2e_load_pace(e, i - 60, 10000);
   }
-  t1 = chaos_now_s();
+  t1 = e2e_load_now_s();
   fprintf(stderr, "swap: created %d Services with %d swaps in %.1f s\n", n,
           swaps, t1 - t0);
   assert_int_equal(swaps, SWAPS);
@@ -494,8 +235,8 @@ static void test_swap_load(void **state)
   if (!e2e_wait(e, settled, &w, CONVERGE_MS))
     fail_msg("not settled: %s", w.why);
   fprintf(stderr, "swap: settled %.1f s after the last creation\n",
-          chaos_now_s() - t1);
-  print_metrics(s);
+          e2e_load_now_s() - t1);
+  e2e_load_print_metrics(e, "swap");
   registry_get_stats(e->reg, &st);
   fprintf(stderr, "swap: swaps %llu, failed %llu, drain timeouts %llu\n",
           (unsigned long long)(st.swaps - st0.swaps),
@@ -503,10 +244,10 @@ static void test_swap_load(void **state)
           (unsigned long long)(st.drain_timeouts - st0.drain_timeouts));
   assert_int_equal(st.swaps - st0.swaps, SWAPS);
   assert_int_equal(st.failed_swaps - st0.failed_swaps, 0);
-  metrics_lines(s, sum_errors, &errors);
+  e2e_load_metrics_lines(e, sum_errors, &errors);
   assert_int_equal(errors, 0);
   memset(&calls, 0, sizeof(calls));
-  registry_lines(s, count_calls, &calls);
+  e2e_load_registry_lines(e, count_calls, &calls);
   fprintf(stderr, "swap: provider calls ok %lld, failed %lld%s%s\n",
           calls.ok, calls.bad, calls.bad ? ": " : "", calls.first_bad);
   assert_true(calls.ok >= n);
