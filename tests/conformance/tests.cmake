@@ -86,3 +86,18 @@ add_test(NAME conformance_abi_example COMMAND /bin/sh
   examples/tiny-module/tiny.c)
 set_tests_properties(conformance_guide_example conformance_abi_example
   PROPERTIES LABELS conformance)
+
+# The aws module against the AWS test double (tests/doubles/aws.py): the
+# runner starts the double, points every endpoint at it and passes the
+# double's credentials in the environment (Classic ELB for the lb group).
+add_test(NAME conformance_aws COMMAND /bin/sh
+  ${PROJECT_SOURCE_DIR}/tests/aws/run-conformance-aws.sh ${PROJECT_SOURCE_DIR}
+  $<TARGET_FILE:ccm-conformance> ${CCM_CONF_MODULES}/ccm-aws.so
+  ${CCM_CONF_DIR}/aws.cfg --max-skipped 1
+  --ok lb/ensure-idempotent --ok lb/update-hosts --ok lb/delete-absent
+  --ok lb/get-after-delete
+  --ok instances/exists-known --ok instances/metadata-known
+  --ok instances/batch-consistent --ok routes/create-list-delete
+  --ok routes/create-idempotent --ok routes/delete-absent
+  --ok contract/concurrency --ok contract/options)
+set_tests_properties(conformance_aws PROPERTIES LABELS conformance TIMEOUT 600)

@@ -1,0 +1,898 @@
+/*
+ * test_aws_double.c: the aws module (linked from its sources) against the
+ * AWS test double (tests/doubles/aws.py on 127.0.0.1): the credential
+ * chain's network sources (IMDSv2 role, web identity, AssumeRole), region
+ * and cluster discovery from IMDS, routes with blackholes and
+ * SourceDestCheck, and throttling from the double within the retry budget.
+ * Outcomes are read back from the double's state and call log.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <libconfig.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "aws.h"
+#include "modules/host_api.h"
+#include "modules/http.h"
+#include "util/log.h"
+
+#define DOUBLE CCM_SOURCE_DIR "/tests/doubles/aws.py"
+#define SEED CCM_SOURCE_DIR "/tests/doubles/fixtures/aws_seed.json"
+#define WEB_TOKEN "eyJhbGciOiJSUzI1NiJ9.double-web-identity-token.c2lnbmF0dXJl"
+#define NODE_A "ip-10-0-128-10.ec2.internal"
+#define NODE_B "ip-10-0-144-20.ec2.internal"
+#define ID_A "i-0a1b2c3d4e5f60001"
+
+static pid_t double_pid;
+static int double_port;
+static char tmpdir[64];
+
+static int double_start(void **state) {
+  int fds[2];
+  FILE *out;
+  char line[128];
+  (void)state;
+
+  if (pipe(fds) != 0)
+    return -1;
+  double_pid = fork();
+  if (double_pid < 0)
+    return -1;
+  if (double_pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    execl("/usr/bin/python3", "python3", DOUBLE, "--port", "0", "--seed",
+          SEED, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  out = fdopen(fds[0], "r");
+  if (out == NULL || fgets(line, sizeof(line), out) == NULL ||
+      sscanf(line, "PORT %d", &double_port) != 1)
+    return -1;
+  fclose(out);
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/ccm-test-awsd-XXXXXX");
+  if (mkdtemp(tmpdir) == NULL)
+    return -1;
+  return 0;
+}
+
+static int double_stop(void **state) {
+  char path[128];
+  (void)state;
+  if (double_pid > 0) {
+    kill(double_pid, SIGTERM);
+    waitpid(double_pid, NULL, 0);
+  }
+  snprintf(path, sizeof(path), "%s/token", tmpdir);
+  unlink(path);
+  rmdir(tmpdir);
+  return 0;
+}
+
+static void env_clean(void) {
+  const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                        "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                        "AWS_EC2_METADATA_DISABLED",
+                        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+    unsetenv(vars[i]);
+  setenv("HOME", tmpdir, 1); /* no ~/.aws here */
+  setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+  setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+}
+
+static void env_keys(void) {
+  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+         1);
+}
+
+/* ---- the module ------------------------------------------------------- */
+
+struct fix {
+  config_t cfg;
+  struct ccm_host *host;
+  const struct ccm_provider *p;
+  struct aws *aws;
+  struct ccm_call call;
+};
+
+/* extra: more keys inside the aws group. */
+static int fix_up(struct fix *f, const char *extra) {
+  char text[2048], err[256];
+  struct http_settings http = {0};
+  struct ccm_entry e = {0};
+  void *inst = NULL;
+  int rc;
+
+  snprintf(text, sizeof(text),
+           "aws = { %s\n endpoints = { ec2 = \"http://127.0.0.1:%d\";\n"
+           "  elb = \"http://127.0.0.1:%d\"; elbv2 = \"http://127.0.0.1:%d\";"
+           "  sts = \"http://127.0.0.1:%d\"; imds = \"http://127.0.0.1:%d\";"
+           " }; };\n",
+           extra, double_port, double_port, double_port, double_port,
+           double_port);
+  config_init(&f->cfg);
+  if (config_read_string(&f->cfg, text) != CONFIG_TRUE)
+    fail_msg("config: %s", config_error_text(&f->cfg));
+  http.burst = 1000;
+  http.timeout_ms = 5000;
+  f->host = host_new("aws", config_lookup(&f->cfg, "aws"), &http, err,
+                     sizeof(err));
+  assert_non_null(f->host);
+  e.struct_size = sizeof(e);
+  assert_int_equal(ccm_provider_entry(&e), CCM_OK);
+  f->p = e.provider;
+  call_init(&f->call, 30000);
+  rc = f->p->init(host_api(), f->host, &f->call, &inst);
+  f->aws = inst;
+  return rc;
+}
+
+static void fix_down(struct fix *f) {
+  if (f->aws != NULL)
+    f->p->destroy(f->aws);
+  f->aws = NULL;
+  host_free(f->host);
+  config_destroy(&f->cfg);
+}
+
+/* A request to the double's control API; the JSON answer (cJSON_Delete). */
+static cJSON *control(struct fix *f, const char *method, const char *path,
+                      const char *body) {
+  const struct ccm_host_api *api = host_api();
+  const char *headers[] = {"Content-Type: application/json", NULL};
+  struct ccm_http_response *resp = NULL;
+  struct ccm_call call;
+  char url[256];
+  size_t len = 0;
+  cJSON *j;
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", double_port, path);
+  struct ccm_http_request req = {
+      .struct_size = sizeof(req), .method = method, .url = url,
+      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0};
+  call_init(&call, 10000);
+  assert_int_equal(api->http_do(f->host, &call, &req, &resp), CCM_OK);
+  assert_int_equal(api->http_status(resp), 200);
+  const char *text = api->http_body(resp, &len);
+  j = cJSON_ParseWithLength(text, len);
+  api->http_release(resp);
+  assert_non_null(j);
+  return j;
+}
+
+/* Calls of action in the log since the last reset. */
+static int calls(struct fix *f, const char *action) {
+  char path[160];
+  snprintf(path, sizeof(path), "/_double/calls?action=%s", action);
+  cJSON *j = control(f, "GET", path, NULL);
+  int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "count"));
+  cJSON_Delete(j);
+  return n;
+}
+
+static void reset(struct fix *f) {
+  cJSON_Delete(control(f, "POST", "/_double/state", "{\"reset\": true}"));
+  cJSON_Delete(control(f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(control(f, "POST", "/_double/faults", "{\"clear\": true}"));
+}
+
+static void node_make(struct ccm_node *n, const char *name, const char *pid) {
+  memset(n, 0, sizeof(*n));
+  n->struct_size = sizeof(*n);
+  n->name = name;
+  n->uid = "uid";
+  n->provider_id = pid;
+}
+
+/* ---- credential sources ------------------------------------------------- */
+
+/* Nothing configured but the endpoints: region and cluster from IMDS, the
+ * instance role's credentials from IMDSv2. */
+static void test_imds_everything(void **state) {
+  struct fix f;
+  struct ccm_node n;
+  bool exists = false;
+  (void)state;
+
+  env_clean();
+  if (fix_up(&f, "") != CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  assert_string_equal(f.aws->cfg.region, "us-east-1");
+  assert_string_equal(f.aws->cluster_id, "kubernetes");
+  node_make(&n, NODE_B, NULL);
+  /* The reset revoked the role credentials init cached: the module reads
+   * them again from IMDS within the same call. */
+  if (f.p->instance_exists(f.aws, &f.call, &n, &exists) != CCM_OK)
+    fail_msg("instance_exists: %s", f.call.error);
+  assert_true(exists);
+  assert_int_equal(f.aws->base.source, AWS_SRC_IMDS);
+  assert_non_null(f.aws->base.token);
+  assert_true(f.aws->base.expires > aws_now());
+  assert_true(calls(&f, "/latest/api/token") >= 1);
+  fix_down(&f);
+}
+
+static void test_web_identity(void **state) {
+  struct fix f;
+  struct ccm_node n;
+  char path[128];
+  FILE *t;
+  bool exists = false;
+  (void)state;
+
+  env_clean();
+  snprintf(path, sizeof(path), "%s/token", tmpdir);
+  t = fopen(path, "w");
+  assert_non_null(t);
+  fputs(WEB_TOKEN "\n", t);
+  fclose(t);
+  setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+  setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ccm", 1);
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  node_make(&n, "x", "aws:///us-east-1a/" ID_A);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
+  assert_true(exists);
+  assert_int_equal(f.aws->base.source, AWS_SRC_WEB_IDENTITY);
+  assert_int_equal(calls(&f, "AssumeRoleWithWebIdentity"), 1);
+  /* Cached: a second call does not ask STS again. */
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
+  assert_int_equal(calls(&f, "AssumeRoleWithWebIdentity"), 1);
+  fix_down(&f);
+
+  /* A token the double does not know: an auth error naming the source. */
+  t = fopen(path, "w");
+  assert_non_null(t);
+  fputs("not-a-known-token", t);
+  fclose(t);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists),
+                   CCM_ERR_AUTH);
+  assert_non_null(strstr(f.call.error, "web identity"));
+  assert_null(strstr(f.call.error, "not-a-known-token"));
+  fix_down(&f);
+  env_clean();
+}
+
+static void test_assume_role(void **state) {
+  struct fix f;
+  struct ccm_node n;
+  bool exists = false;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+                 "role_arn = \"arn:aws:iam::123456789012:role/ccm\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  node_make(&n, ID_A, NULL);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
+  assert_true(exists);
+  assert_int_equal(f.aws->base.source, AWS_SRC_ENV);
+  assert_int_equal(f.aws->role.source, AWS_SRC_ASSUME_ROLE);
+  assert_string_not_equal(f.aws->role.access_key, "AKIDEXAMPLE");
+  assert_int_equal(calls(&f, "AssumeRole"), 1);
+  fix_down(&f);
+  env_clean();
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+static size_t list_find(const struct ccm_route_list *l, const char *cidr,
+                        const struct route_entry **hit) {
+  size_t n = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(l->items[i].destination_cidr, cidr) == 0) {
+      *hit = &l->items[i];
+      n++;
+    }
+  return n;
+}
+
+static void test_routes_blackhole(void **state) {
+  struct fix f;
+  struct ccm_route r = {0};
+  struct ccm_route_list l = {0};
+  const struct route_entry *hit = NULL;
+  char spec[160];
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  r.struct_size = sizeof(r);
+  r.target_node = NODE_A;
+  r.destination_cidr = "100.96.1.0/24";
+  assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
+                   CCM_OK);
+  assert_int_equal(calls(&f, "ModifyInstanceAttribute"), 1);
+  assert_int_equal(calls(&f, "CreateRoute"), 1);
+  assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
+  assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
+  assert_string_equal(hit->target_node, NODE_A);
+  assert_string_equal(hit->name, "kubernetes-100.96.1.0/24");
+  assert_false(hit->blackhole);
+  route_list_clear(&l);
+
+  /* The instance goes away: the route is a blackhole. */
+  snprintf(spec, sizeof(spec), "{\"instance_id\": \"%s\", \"action\": "
+           "\"terminate\"}", ID_A);
+  cJSON_Delete(control(&f, "POST", "/_double/state", spec));
+  assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
+  assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
+  assert_true(hit->blackhole);
+  route_list_clear(&l);
+
+  /* The CIDR moves to another node: the blackhole is deleted first. */
+  r.target_node = NODE_B;
+  assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
+                   CCM_OK);
+  assert_int_equal(calls(&f, "DeleteRoute"), 1);
+  assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
+  assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
+  assert_string_equal(hit->target_node, NODE_B);
+  assert_false(hit->blackhole);
+  route_list_clear(&l);
+
+  /* The source/dest check is off on the target, in the double's state. */
+  cJSON *st = control(&f, "GET", "/_double/calls?action="
+                      "ModifyInstanceAttribute", NULL);
+  cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "calls"), 1);
+  cJSON *params = cJSON_GetObjectItem(c0, "params");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          params, "SourceDestCheck.Value")), "false");
+  cJSON_Delete(st);
+
+  /* Delete as listed, twice: both OK, and the route is gone. */
+  r.name = "kubernetes-100.96.1.0/24";
+  assert_int_equal(f.p->route_delete(f.aws, &f.call, "kubernetes", &r),
+                   CCM_OK);
+  assert_int_equal(f.p->route_delete(f.aws, &f.call, "kubernetes", &r),
+                   CCM_OK);
+  assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
+  assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 0);
+  route_list_clear(&l);
+  fix_down(&f);
+  env_clean();
+}
+
+/* ---- instances ------------------------------------------------------------- */
+
+static void test_instances_states_and_batch(void **state) {
+  struct fix f;
+  struct ccm_node a, stopped, gone, byname;
+  struct ccm_instance_meta m[4];
+  struct ccm_instance_meta *out[4] = {&m[0], &m[1], &m[2], &m[3]};
+  const struct ccm_node *nodes[4] = {&a, &stopped, &gone, &byname};
+  int status[4];
+  bool b;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
+  node_make(&stopped, "s", "aws:////i-0a1b2c3d4e5f60004");
+  node_make(&gone, "g", "aws:///us-east-1a/i-0ffffffffffffffff");
+  node_make(&byname, NODE_B, NULL);
+  memset(m, 0, sizeof(m));
+
+  assert_int_equal(f.p->instance_shutdown(f.aws, &f.call, &stopped, &b),
+                   CCM_OK);
+  assert_true(b);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &stopped, &b),
+                   CCM_OK);
+  assert_true(b);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &gone, &b), CCM_OK);
+  assert_false(b);
+
+  /* One DescribeInstances for the IDs (falling back to a filter when an
+   * ID is unknown) and one for the name. */
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
+                                                status),
+                   CCM_OK);
+  assert_int_equal(status[0], CCM_OK);
+  assert_int_equal(status[1], CCM_OK);
+  assert_int_equal(status[2], CCM_ERR_NOT_FOUND);
+  assert_int_equal(status[3], CCM_OK);
+  assert_string_equal(m[0].provider_id, "aws:///us-east-1a/" ID_A);
+  assert_string_equal(m[3].zone, "us-east-1b");
+  assert_string_equal(m[0].instance_type, "m5.large");
+  assert_string_equal(m[0].addresses[0].address, "10.0.128.10");
+  assert_true(calls(&f, "DescribeInstances") <= 3);
+  for (int i = 0; i < 4; i++)
+    instance_meta_clear(&m[i]);
+
+  /* Terminated: exists says no, metadata says not found. */
+  cJSON_Delete(control(&f, "POST", "/_double/state",
+                       "{\"instance_id\": \"" ID_A "\", \"action\": "
+                       "\"terminate\"}"));
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
+  assert_false(b);
+  assert_int_equal(f.p->instance_metadata(f.aws, &f.call, &a, &m[0]),
+                   CCM_ERR_NOT_FOUND);
+  instance_meta_clear(&m[0]);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Throttling from the double: retried within the budget, then throttled. */
+static void test_throttle_budget(void **state) {
+  struct fix f;
+  struct ccm_node a;
+  bool b = false;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"DescribeInstances\", \"count\": 2}"));
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
+  assert_true(b);
+  assert_int_equal(calls(&f, "DescribeInstances"), 3);
+
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"DescribeInstances\"}"));
+  call_init(&f.call, 30000);
+  assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b),
+                   CCM_ERR_THROTTLED);
+  assert_non_null(strstr(f.call.error, "RequestLimitExceeded"));
+  assert_true(calls(&f, "DescribeInstances") <= AWS_RETRY_ATTEMPTS);
+  fix_down(&f);
+  env_clean();
+}
+
+/* ---- Classic ELB ------------------------------------------------------------ */
+
+struct lbsvc {
+  struct ccm_service svc;
+  struct ccm_service_port port80, port443;
+  const struct ccm_service_port *ports[2];
+  struct ccm_kv tag;
+  const struct ccm_kv *tags[1];
+  struct ccm_option_value internal;
+  const struct ccm_option_value *opts[1];
+  struct ccm_node n1, n2;
+  const struct ccm_node *nodes[2];
+  struct ccm_node_list list;
+};
+
+static void lbsvc_make(struct lbsvc *s, const char *lb_name) {
+  memset(s, 0, sizeof(*s));
+  s->port80 = (struct ccm_service_port){sizeof(s->port80), "http",
+                                        CCM_PROTO_TCP, 80, 30080};
+  s->port443 = (struct ccm_service_port){sizeof(s->port443), "https",
+                                         CCM_PROTO_TCP, 443, 30443};
+  s->ports[0] = &s->port80;
+  s->ports[1] = &s->port443;
+  s->tag = (struct ccm_kv){sizeof(s->tag), "team", "web"};
+  s->tags[0] = &s->tag;
+  s->svc.struct_size = sizeof(s->svc);
+  s->svc.cluster_name = "kubernetes";
+  s->svc.namespace_ = "default";
+  s->svc.name = "web";
+  s->svc.uid = "6128d5b1-4c0f-8a11-0000-000000000000";
+  s->svc.lb_name = lb_name;
+  s->svc.ports = s->ports;
+  s->svc.n_ports = 2;
+  s->svc.tags = s->tags;
+  s->svc.n_tags = 1;
+  node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
+  node_make(&s->n2, NODE_B, NULL);
+  s->nodes[0] = &s->n1;
+  s->nodes[1] = &s->n2;
+  s->list.struct_size = sizeof(s->list);
+  s->list.nodes = s->nodes;
+  s->list.n_nodes = 2;
+}
+
+/* The double's state as JSON; the caller deletes it. */
+static cJSON *state_get(struct fix *f) {
+  return control(f, "GET", "/_double/state", NULL);
+}
+
+/* The security group named name in the double's state, or NULL. */
+static cJSON *sg_named(cJSON *st, const char *name) {
+  cJSON *g;
+  cJSON_ArrayForEach(g, cJSON_GetObjectItem(st, "security_groups")) {
+    if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(g, "name")), name) ==
+        0)
+      return g;
+  }
+  return NULL;
+}
+
+static bool sg_admits(cJSON *g, const char *src) {
+  cJSON *r;
+  cJSON_ArrayForEach(r, cJSON_GetObjectItem(g, "ingress")) {
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(r, "src"));
+    if (s != NULL && strcmp(s, src) == 0)
+      return true;
+  }
+  return false;
+}
+
+static void test_classic_elb(void **state) {
+  struct fix f;
+  struct lbsvc s;
+  struct ccm_lb_status st1 = {0}, st2 = {0};
+  const char *lb = "a6128d5b14c0f8a110000000000000aa";
+  char sgname[64];
+  cJSON *st, *e, *g, *node_sg, *x;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  lbsvc_make(&s, lb);
+  snprintf(sgname, sizeof(sgname), "k8s-elb-%s", lb);
+
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st1) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  assert_int_equal(st1.n, 1);
+  assert_null(st1.items[0].ip);
+  assert_non_null(strstr(st1.items[0].hostname, ".elb.amazonaws.com"));
+
+  st = state_get(&f);
+  e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
+                          lb);
+  assert_non_null(e);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "scheme")),
+                      "internet-facing");
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "listeners")), 2);
+  x = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "listeners"), 1);
+  assert_int_equal((int)cJSON_GetNumberValue(
+                       cJSON_GetObjectItem(x, "InstancePort")), 30443);
+  /* Public subnets only, one per AZ. */
+  x = cJSON_GetObjectItem(e, "subnets");
+  assert_int_equal(cJSON_GetArraySize(x), 3);
+  for (int i = 0; i < 3; i++)
+    assert_non_null(strstr("subnet-0a1b2c3d4e5f60001 subnet-0a1b2c3d4e5f60002"
+                           " subnet-0a1b2c3d4e5f60003",
+                           cJSON_GetStringValue(cJSON_GetArrayItem(x, i))));
+  x = cJSON_GetObjectItem(e, "tags");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          x, "kubernetes.io/cluster/kubernetes")), "owned");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          x, "kubernetes.io/service-name")), "default/web");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "team")),
+                      "web");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          cJSON_GetObjectItem(e, "health_check"), "Target")),
+                      "TCP:30080");
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "instances")), 2);
+  g = sg_named(st, sgname);
+  assert_non_null(g);
+  assert_true(sg_admits(g, "0.0.0.0/0"));
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          cJSON_GetObjectItem(g, "tags"),
+                          "kubernetes.io/cluster/kubernetes")), "owned");
+  node_sg = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "security_groups"),
+                                "sg-0a1b2c3d4e5f60301");
+  assert_true(sg_admits(node_sg, cJSON_GetStringValue(
+                                     cJSON_GetObjectItem(g, "id"))));
+  char sg_id[64];
+  snprintf(sg_id, sizeof(sg_id), "%s",
+           cJSON_GetStringValue(cJSON_GetObjectItem(g, "id")));
+  /* The group without the ownership tag is untouched. */
+  g = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "security_groups"),
+                          "sg-0a1b2c3d4e5f60303");
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(g, "ingress")), 1);
+  cJSON_Delete(st);
+
+  /* Idempotent: the second ensure creates nothing and changes nothing. */
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2),
+                   CCM_OK);
+  assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
+  assert_int_equal(calls(&f, "CreateLoadBalancer"), 0);
+  assert_int_equal(calls(&f, "CreateSecurityGroup"), 0);
+  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 0);
+  assert_int_equal(calls(&f, "ConfigureHealthCheck"), 0);
+  assert_int_equal(calls(&f, "RegisterInstancesWithLoadBalancer"), 0);
+  assert_int_equal(calls(&f, "AddTags"), 0);
+  assert_int_equal(calls(&f, "ModifyLoadBalancerAttributes"), 0);
+  lb_status_clear(&st2);
+
+  /* eTP Local: the health check moves to the health-check node port; one
+   * node leaves. */
+  s.svc.external_traffic_local = true;
+  s.svc.health_check_node_port = 32000;
+  s.list.n_nodes = 1;
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2),
+                   CCM_OK);
+  lb_status_clear(&st2);
+  st = state_get(&f);
+  e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
+                          lb);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                          cJSON_GetObjectItem(e, "health_check"), "Target")),
+                      "HTTP:32000/healthz");
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "instances")), 1);
+  cJSON_Delete(st);
+
+  /* update_hosts brings the second node back. */
+  s.list.n_nodes = 2;
+  assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
+                   CCM_OK);
+  st = state_get(&f);
+  e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
+                          lb);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "instances")), 2);
+  cJSON_Delete(st);
+
+  /* Delete: no load balancer, no managed group, no node rule left. */
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  st = state_get(&f);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                       st, "classic_load_balancers")), 0);
+  assert_null(sg_named(st, sgname));
+  node_sg = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "security_groups"),
+                                "sg-0a1b2c3d4e5f60301");
+  assert_false(sg_admits(node_sg, sg_id));
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(node_sg, "ingress")),
+                   2);
+  cJSON_Delete(st);
+  struct ccm_lb_status st3 = {0};
+  assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
+                   CCM_ERR_NOT_FOUND);
+  lb_status_clear(&st1);
+  fix_down(&f);
+  env_clean();
+}
+
+/* A group with the managed name but without our ownership tag is never
+ * modified: ensure refuses, and nothing is created. */
+static void test_elb_unowned_group(void **state) {
+  struct fix f;
+  struct lbsvc s;
+  struct ccm_lb_status st = {0};
+  cJSON *d;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  /* Someone else's group already has the managed name. */
+  lbsvc_make(&s, "aforeign000000000000000000000000");
+  struct aws_params p;
+  xmlDoc *doc = NULL;
+  aws_params_init(&p, host_api());
+  aws_params_add(&p, "GroupName", "k8s-elb-aforeign000000000000000000000000");
+  aws_params_add(&p, "GroupDescription", "not ours");
+  aws_params_add(&p, "VpcId", "vpc-0a1b2c3d4e5f60718");
+  assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_EC2,
+                             "CreateSecurityGroup", &p, &doc, NULL),
+                   CCM_OK);
+  aws_params_clear(&p);
+  xmlFreeDoc(doc);
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_INVALID);
+  assert_non_null(strstr(f.call.error, "not touching it"));
+  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 0);
+  assert_int_equal(calls(&f, "CreateLoadBalancer"), 0);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  assert_int_equal(calls(&f, "DeleteSecurityGroup"), 0);
+  lb_status_clear(&st);
+  fix_down(&f);
+
+  /* elb_security_group in the config is used as given, never created. */
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+                 "elb_security_group = \"sg-0a1b2c3d4e5f60303\";") != CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  lbsvc_make(&s, "aunownedsg0000000000000000000000");
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  assert_int_equal(calls(&f, "CreateSecurityGroup"), 0);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  assert_int_equal(calls(&f, "DeleteSecurityGroup"), 0);
+  d = state_get(&f);
+  assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(d,
+                  "security_groups"), "sg-0a1b2c3d4e5f60303"));
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+static void opt_set(struct ccm_option_value *o, const char *name,
+                    uint32_t type) {
+  memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
+  o->name = name;
+  o->type = type;
+}
+
+/* Options: internal scheme in private subnets, TLS on 443 with a
+ * negotiation policy, PROXY protocol, idle timeout, source ranges. */
+static void test_elb_options(void **state) {
+  struct fix f;
+  struct lbsvc s;
+  struct ccm_lb_status st = {0};
+  struct ccm_option_value o[7];
+  const struct ccm_option_value *opts[7];
+  const char *ssl_ports[] = {"https"};
+  const char *ranges[] = {"10.0.0.0/8"};
+  const char *lb = "aoptions00000000000000000000000a";
+  cJSON *d, *e, *x, *g;
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  lbsvc_make(&s, lb);
+  opt_set(&o[0], "internal", CCM_OPT_BOOL);
+  o[0].bool_value = true;
+  opt_set(&o[1], "ssl-cert", CCM_OPT_STRING);
+  o[1].string_value = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+  opt_set(&o[2], "ssl-ports", CCM_OPT_STRING_LIST);
+  o[2].list = ssl_ports;
+  o[2].list_len = 1;
+  opt_set(&o[3], "proxy-protocol", CCM_OPT_BOOL);
+  o[3].bool_value = true;
+  opt_set(&o[4], "ssl-negotiation-policy", CCM_OPT_STRING);
+  o[4].string_value = "ELBSecurityPolicy-2016-08";
+  opt_set(&o[5], "connection-idle-timeout", CCM_OPT_INT);
+  o[5].int_value = 120;
+  opt_set(&o[6], "healthcheck-path", CCM_OPT_STRING);
+  o[6].string_value = "/ready";
+  for (int i = 0; i < 7; i++)
+    opts[i] = &o[i];
+  s.svc.options = opts;
+  s.svc.n_options = 7;
+  s.svc.source_ranges = ranges;
+  s.svc.n_source_ranges = 1;
+
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  assert_non_null(strstr(st.items[0].hostname, "internal-"));
+  lb_status_clear(&st);
+  d = state_get(&f);
+  e = cJSON_GetObjectItem(cJSON_GetObjectItem(d, "classic_load_balancers"),
+                          lb);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "scheme")),
+                      "internal");
+  x = cJSON_GetObjectItem(e, "subnets");
+  assert_int_equal(cJSON_GetArraySize(x), 3);
+  assert_non_null(strstr("subnet-0a1b2c3d4e5f60011 subnet-0a1b2c3d4e5f60012 "
+                         "subnet-0a1b2c3d4e5f60013",
+                         cJSON_GetStringValue(cJSON_GetArrayItem(x, 0))));
+  x = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "listeners"), 1);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x,
+                      "Protocol")), "SSL");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x,
+                      "SSLCertificateId")), o[1].string_value);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(
+                          cJSON_GetObjectItem(x, "PolicyNames"), 0)),
+                      "k8s-SSLNegotiationPolicy-ELBSecurityPolicy-2016-08");
+  x = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "listeners"), 0);
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x,
+                      "Protocol")), "TCP");
+  x = cJSON_GetObjectItem(e, "backend_policies");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(
+                          cJSON_GetObjectItem(x, "30080"), 0)),
+                      "k8s-proxyprotocol-enabled");
+  assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(
+                       cJSON_GetObjectItem(cJSON_GetObjectItem(e,
+                       "attributes"), "ConnectionSettings"), "IdleTimeout")),
+                   120);
+  g = sg_named(d, "k8s-elb-aoptions00000000000000000000000a");
+  assert_true(sg_admits(g, "10.0.0.0/8"));
+  assert_false(sg_admits(g, "0.0.0.0/0"));
+  cJSON_Delete(d);
+
+  /* A second ensure is quiet; then PROXY protocol off removes it. */
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_OK);
+  lb_status_clear(&st);
+  assert_int_equal(calls(&f, "SetLoadBalancerPoliciesForBackendServer"), 0);
+  assert_int_equal(calls(&f, "SetLoadBalancerPoliciesOfListener"), 0);
+  assert_int_equal(calls(&f, "ModifyLoadBalancerAttributes"), 0);
+  o[3].bool_value = false;
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_OK);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  e = cJSON_GetObjectItem(cJSON_GetObjectItem(d, "classic_load_balancers"),
+                          lb);
+  x = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "backend_policies"),
+                          "30080");
+  assert_true(x == NULL || cJSON_GetArraySize(x) == 0);
+  cJSON_Delete(d);
+
+  /* The scheme cannot change in place. */
+  o[0].bool_value = false;
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_INVALID);
+  lb_status_clear(&st);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                       d, "classic_load_balancers")), 0);
+  assert_null(sg_named(d, "k8s-elb-aoptions00000000000000000000000a"));
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_imds_everything),
+      cmocka_unit_test(test_web_identity),
+      cmocka_unit_test(test_assume_role),
+      cmocka_unit_test(test_routes_blackhole),
+      cmocka_unit_test(test_instances_states_and_batch),
+      cmocka_unit_test(test_throttle_budget),
+      cmocka_unit_test(test_classic_elb),
+      cmocka_unit_test(test_elb_unowned_group),
+      cmocka_unit_test(test_elb_options),
+  };
+  int rc;
+  if (http_global_init() != 0)
+    return 1;
+  log_set_level(CCM_LOG_ERROR);
+  rc = cmocka_run_group_tests(tests, double_start, double_stop);
+  http_global_cleanup();
+  return rc;
+}

@@ -1,0 +1,903 @@
+/*
+ * test_aws_nlb.c: the aws module's NLB (ELBv2) code, linked from the
+ * module's sources, against the AWS test double (tests/doubles/aws.py on
+ * 127.0.0.1): create, idempotence, replacement of target groups, targets,
+ * internal and eTP Local, ownership, throttling and delete. Outcomes are
+ * read back from the double's state and call log.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <libconfig.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "aws.h"
+#include "modules/host_api.h"
+#include "modules/http.h"
+#include "util/log.h"
+
+#define DOUBLE CCM_SOURCE_DIR "/tests/doubles/aws.py"
+#define SEED CCM_SOURCE_DIR "/tests/doubles/fixtures/aws_seed.json"
+#define NODE_A "ip-10-0-128-10.ec2.internal"
+#define NODE_B "ip-10-0-144-20.ec2.internal"
+#define ID_A "i-0a1b2c3d4e5f60001"
+
+static pid_t double_pid;
+static int double_port;
+static char tmpdir[64];
+
+static int double_start(void **state) {
+  int fds[2];
+  FILE *out;
+  char line[128];
+  (void)state;
+
+  if (pipe(fds) != 0)
+    return -1;
+  double_pid = fork();
+  if (double_pid < 0)
+    return -1;
+  if (double_pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    execl("/usr/bin/python3", "python3", DOUBLE, "--port", "0", "--seed",
+          SEED, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  out = fdopen(fds[0], "r");
+  if (out == NULL || fgets(line, sizeof(line), out) == NULL ||
+      sscanf(line, "PORT %d", &double_port) != 1)
+    return -1;
+  fclose(out);
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/ccm-test-awsnlb-XXXXXX");
+  if (mkdtemp(tmpdir) == NULL)
+    return -1;
+  return 0;
+}
+
+static int double_stop(void **state) {
+  char path[128];
+  (void)state;
+  if (double_pid > 0) {
+    kill(double_pid, SIGTERM);
+    waitpid(double_pid, NULL, 0);
+  }
+  snprintf(path, sizeof(path), "%s/token", tmpdir);
+  unlink(path);
+  rmdir(tmpdir);
+  return 0;
+}
+
+static void env_clean(void) {
+  const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                        "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+                        "AWS_EC2_METADATA_DISABLED",
+                        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+    unsetenv(vars[i]);
+  setenv("HOME", tmpdir, 1); /* no ~/.aws here */
+  setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+  setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+}
+
+static void env_keys(void) {
+  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+  setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+         1);
+}
+
+/* ---- the module ------------------------------------------------------- */
+
+struct fix {
+  config_t cfg;
+  struct ccm_host *host;
+  const struct ccm_provider *p;
+  struct aws *aws;
+  struct ccm_call call;
+};
+
+/* extra: more keys inside the aws group. */
+static int fix_up(struct fix *f, const char *extra) {
+  char text[2048], err[256];
+  struct http_settings http = {0};
+  struct ccm_entry e = {0};
+  void *inst = NULL;
+  int rc;
+
+  snprintf(text, sizeof(text),
+           "aws = { %s\n endpoints = { ec2 = \"http://127.0.0.1:%d\";\n"
+           "  elb = \"http://127.0.0.1:%d\"; elbv2 = \"http://127.0.0.1:%d\";"
+           "  sts = \"http://127.0.0.1:%d\"; imds = \"http://127.0.0.1:%d\";"
+           " }; };\n",
+           extra, double_port, double_port, double_port, double_port,
+           double_port);
+  config_init(&f->cfg);
+  if (config_read_string(&f->cfg, text) != CONFIG_TRUE)
+    fail_msg("config: %s", config_error_text(&f->cfg));
+  http.burst = 1000;
+  http.timeout_ms = 5000;
+  f->host = host_new("aws", config_lookup(&f->cfg, "aws"), &http, err,
+                     sizeof(err));
+  assert_non_null(f->host);
+  e.struct_size = sizeof(e);
+  assert_int_equal(ccm_provider_entry(&e), CCM_OK);
+  f->p = e.provider;
+  call_init(&f->call, 30000);
+  rc = f->p->init(host_api(), f->host, &f->call, &inst);
+  f->aws = inst;
+  return rc;
+}
+
+static void fix_down(struct fix *f) {
+  if (f->aws != NULL)
+    f->p->destroy(f->aws);
+  f->aws = NULL;
+  host_free(f->host);
+  config_destroy(&f->cfg);
+}
+
+/* A request to the double's control API; the JSON answer (cJSON_Delete). */
+static cJSON *control(struct fix *f, const char *method, const char *path,
+                      const char *body) {
+  const struct ccm_host_api *api = host_api();
+  const char *headers[] = {"Content-Type: application/json", NULL};
+  struct ccm_http_response *resp = NULL;
+  struct ccm_call call;
+  char url[256];
+  size_t len = 0;
+  cJSON *j;
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", double_port, path);
+  struct ccm_http_request req = {
+      .struct_size = sizeof(req), .method = method, .url = url,
+      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0};
+  call_init(&call, 10000);
+  assert_int_equal(api->http_do(f->host, &call, &req, &resp), CCM_OK);
+  assert_int_equal(api->http_status(resp), 200);
+  const char *text = api->http_body(resp, &len);
+  j = cJSON_ParseWithLength(text, len);
+  api->http_release(resp);
+  assert_non_null(j);
+  return j;
+}
+
+/* Calls of action in the log since the last reset. */
+static int calls(struct fix *f, const char *action) {
+  char path[160];
+  snprintf(path, sizeof(path), "/_double/calls?action=%s", action);
+  cJSON *j = control(f, "GET", path, NULL);
+  int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "count"));
+  cJSON_Delete(j);
+  return n;
+}
+
+static void reset(struct fix *f) {
+  cJSON_Delete(control(f, "POST", "/_double/state", "{\"reset\": true}"));
+  cJSON_Delete(control(f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(control(f, "POST", "/_double/faults", "{\"clear\": true}"));
+}
+
+static void node_make(struct ccm_node *n, const char *name, const char *pid) {
+  memset(n, 0, sizeof(*n));
+  n->struct_size = sizeof(*n);
+  n->name = name;
+  n->uid = "uid";
+  n->provider_id = pid;
+}
+
+/* ---- NLB ------------------------------------------------------------------ */
+
+struct nlbsvc {
+  struct ccm_service svc;
+  struct ccm_service_port port80, port443;
+  const struct ccm_service_port *ports[2];
+  struct ccm_kv tag;
+  const struct ccm_kv *tags[1];
+  struct ccm_option_value opt[8];
+  const struct ccm_option_value *opts[8];
+  struct ccm_node n1, n2;
+  const struct ccm_node *nodes[2];
+  struct ccm_node_list list;
+};
+
+static void opt_set(struct ccm_option_value *o, const char *name,
+                    uint32_t type) {
+  memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
+  o->name = name;
+  o->type = type;
+}
+
+/* Two TCP ports, two nodes (one by providerID, one by private DNS name),
+ * options type = nlb plus whatever the test adds with nlbsvc_opt. */
+static void nlbsvc_make(struct nlbsvc *s, const char *lb_name) {
+  memset(s, 0, sizeof(*s));
+  s->port80 = (struct ccm_service_port){sizeof(s->port80), "http",
+                                        CCM_PROTO_TCP, 80, 30080};
+  s->port443 = (struct ccm_service_port){sizeof(s->port443), "https",
+                                         CCM_PROTO_TCP, 443, 30443};
+  s->ports[0] = &s->port80;
+  s->ports[1] = &s->port443;
+  s->tag = (struct ccm_kv){sizeof(s->tag), "team", "web"};
+  s->tags[0] = &s->tag;
+  s->svc.struct_size = sizeof(s->svc);
+  s->svc.cluster_name = "kubernetes";
+  s->svc.namespace_ = "default";
+  s->svc.name = "web";
+  s->svc.uid = "6128d5b1-4c0f-8a11-0000-000000000000";
+  s->svc.lb_name = lb_name;
+  s->svc.ports = s->ports;
+  s->svc.n_ports = 2;
+  s->svc.tags = s->tags;
+  s->svc.n_tags = 1;
+  opt_set(&s->opt[0], "type", CCM_OPT_STRING);
+  s->opt[0].string_value = "nlb";
+  s->opts[0] = &s->opt[0];
+  s->svc.options = s->opts;
+  s->svc.n_options = 1;
+  node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
+  node_make(&s->n2, NODE_B, NULL);
+  s->nodes[0] = &s->n1;
+  s->nodes[1] = &s->n2;
+  s->list.struct_size = sizeof(s->list);
+  s->list.nodes = s->nodes;
+  s->list.n_nodes = 2;
+}
+
+static struct ccm_option_value *nlbsvc_opt(struct nlbsvc *s, const char *name,
+                                           uint32_t type) {
+  struct ccm_option_value *o = &s->opt[s->svc.n_options];
+  opt_set(o, name, type);
+  s->opts[s->svc.n_options++] = o;
+  return o;
+}
+
+static cJSON *state_get(struct fix *f) {
+  return control(f, "GET", "/_double/state", NULL);
+}
+
+static int obj_count(cJSON *st, const char *key) {
+  return cJSON_GetArraySize(cJSON_GetObjectItem(st, key));
+}
+
+static const char *str_at(cJSON *o, const char *key) {
+  return cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+}
+
+static int int_at(cJSON *o, const char *key) {
+  return (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+}
+
+/* The only load balancer in the double's state (asserted). */
+static cJSON *only_lb(cJSON *st) {
+  cJSON *lbs = cJSON_GetObjectItem(st, "load_balancers");
+  assert_int_equal(cJSON_GetArraySize(lbs), 1);
+  return lbs->child;
+}
+
+/* The target group whose port (the node port) is port, or NULL. */
+static cJSON *tg_port(cJSON *st, int port) {
+  cJSON *t;
+  cJSON_ArrayForEach(t, cJSON_GetObjectItem(st, "target_groups")) {
+    if (int_at(t, "port") == port)
+      return t;
+  }
+  return NULL;
+}
+
+/* The listener on port, or NULL. */
+static cJSON *listener_port(cJSON *st, int port) {
+  cJSON *l;
+  cJSON_ArrayForEach(l, cJSON_GetObjectItem(st, "listeners")) {
+    if (int_at(l, "port") == port)
+      return l;
+  }
+  return NULL;
+}
+
+static const char *listener_tg(cJSON *l) {
+  return str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "actions"), 0),
+                "TargetGroupArn");
+}
+
+static bool tg_has_target(cJSON *tg, const char *id, int port) {
+  cJSON *t;
+  cJSON_ArrayForEach(t, cJSON_GetObjectItem(tg, "targets")) {
+    if (strcmp(str_at(t, "Id"), id) == 0 && int_at(t, "Port") == port)
+      return true;
+  }
+  return false;
+}
+
+/* Calls since the last reset that may change something (not Describe*). */
+static int mutating_calls(struct fix *f, char *which, size_t len) {
+  cJSON *j = control(f, "GET", "/_double/calls", NULL), *c;
+  int n = 0;
+  which[0] = '\0';
+  cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) {
+    const char *a = str_at(c, "action");
+    if (a == NULL || strncmp(a, "Describe", 8) == 0)
+      continue;
+    n++;
+    size_t used = strlen(which);
+    snprintf(which + used, len - used, "%s ", a);
+  }
+  cJSON_Delete(j);
+  return n;
+}
+
+static void nlb_fix(struct fix *f) {
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+      CCM_OK)
+    fail_msg("init: %s", f->call.error);
+  reset(f);
+}
+
+/* Ensure creates everything; a second ensure changes nothing; a node port
+ * change replaces the target group; update_hosts follows the nodes;
+ * delete leaves nothing. */
+static void test_nlb_lifecycle(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st1 = {0}, st2 = {0};
+  const char *lb = "a6128d5b14c0f8a110000000000000nb";
+  char which[2048], old_tg[320];
+  cJSON *st, *e, *x, *t, *l;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st1) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  assert_int_equal(st1.n, 1);
+  assert_null(st1.items[0].ip);
+  assert_int_equal(calls(&f, "CreateLoadBalancer"), 1);
+  assert_int_equal(calls(&f, "CreateTargetGroup"), 2);
+  assert_int_equal(calls(&f, "CreateListener"), 2);
+
+  st = state_get(&f);
+  e = only_lb(st);
+  assert_string_equal(str_at(e, "name"), lb);
+  assert_string_equal(str_at(e, "type"), "network");
+  assert_string_equal(str_at(e, "scheme"), "internet-facing");
+  assert_string_equal(str_at(e, "dns"), st1.items[0].hostname);
+  /* Public subnets, one per AZ. */
+  x = cJSON_GetObjectItem(e, "mappings");
+  assert_int_equal(cJSON_GetArraySize(x), 3);
+  for (int i = 0; i < 3; i++)
+    assert_non_null(strstr("subnet-0a1b2c3d4e5f60001 subnet-0a1b2c3d4e5f60002"
+                           " subnet-0a1b2c3d4e5f60003",
+                           str_at(cJSON_GetArrayItem(x, i), "SubnetId")));
+  x = cJSON_GetObjectItem(e, "tags");
+  assert_string_equal(str_at(x, "kubernetes.io/cluster/kubernetes"), "owned");
+  assert_string_equal(str_at(x, "kubernetes.io/service-name"), "default/web");
+  assert_string_equal(str_at(x, "team"), "web");
+  assert_int_equal(obj_count(st, "target_groups"), 2);
+  assert_int_equal(obj_count(st, "listeners"), 2);
+  for (int i = 0; i < 2; i++) {
+    int port = i == 0 ? 80 : 443, np = i == 0 ? 30080 : 30443;
+    t = tg_port(st, np);
+    assert_non_null(t);
+    assert_int_equal(strncmp(str_at(t, "name"), "k8s-default-web-", 16), 0);
+    assert_int_equal(strlen(str_at(t, "name")), 26);
+    assert_string_equal(str_at(t, "protocol"), "TCP");
+    assert_string_equal(str_at(t, "target_type"), "instance");
+    assert_string_equal(str_at(t, "HealthCheckProtocol"), "TCP");
+    assert_string_equal(str_at(t, "HealthCheckPort"), "traffic-port");
+    assert_int_equal(int_at(t, "HealthCheckIntervalSeconds"), 30);
+    assert_int_equal(int_at(t, "HealthCheckTimeoutSeconds"), 10);
+    assert_int_equal(int_at(t, "HealthyThresholdCount"), 3);
+    assert_int_equal(int_at(t, "UnhealthyThresholdCount"), 3);
+    assert_string_equal(str_at(cJSON_GetObjectItem(t, "tags"),
+                               "kubernetes.io/cluster/kubernetes"), "owned");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")),
+                     2);
+    assert_true(tg_has_target(t, ID_A, np));
+    assert_true(tg_has_target(t, "i-0a1b2c3d4e5f60002", np));
+    l = listener_port(st, port);
+    assert_non_null(l);
+    assert_string_equal(str_at(l, "protocol"), "TCP");
+    assert_string_equal(listener_tg(l), str_at(t, "arn"));
+  }
+  snprintf(old_tg, sizeof(old_tg), "%s", str_at(tg_port(st, 30080), "arn"));
+  cJSON_Delete(st);
+
+  /* Idempotent: no mutating call at all. */
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
+    fail_msg("ensure 2: %s", f.call.error);
+  assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
+  if (mutating_calls(&f, which, sizeof(which)) != 0)
+    fail_msg("second ensure mutated: %s", which);
+  lb_status_clear(&st2);
+  struct ccm_lb_status st3 = {0};
+  assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3), CCM_OK);
+  assert_string_equal(st3.items[0].hostname, st1.items[0].hostname);
+  lb_status_clear(&st3);
+
+  /* A node port change: a new target group, the listener moves to it, the
+   * old group is deleted. */
+  s.port80.node_port = 30081;
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
+    fail_msg("ensure 3: %s", f.call.error);
+  lb_status_clear(&st2);
+  st = state_get(&f);
+  assert_int_equal(obj_count(st, "load_balancers"), 1);
+  assert_int_equal(obj_count(st, "target_groups"), 2);
+  assert_int_equal(obj_count(st, "listeners"), 2);
+  assert_null(tg_port(st, 30080));
+  assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "target_groups"),
+                                  old_tg));
+  t = tg_port(st, 30081);
+  assert_non_null(t);
+  assert_true(tg_has_target(t, ID_A, 30081));
+  assert_string_equal(listener_tg(listener_port(st, 80)), str_at(t, "arn"));
+  cJSON_Delete(st);
+
+  /* A service port change: the old listener and its group go. */
+  s.port443.port = 8443;
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
+    fail_msg("ensure 4: %s", f.call.error);
+  lb_status_clear(&st2);
+  st = state_get(&f);
+  assert_int_equal(obj_count(st, "target_groups"), 2);
+  assert_int_equal(obj_count(st, "listeners"), 2);
+  assert_null(listener_port(st, 443));
+  assert_non_null(listener_port(st, 8443));
+  cJSON_Delete(st);
+
+  /* update_hosts: one node leaves, then comes back. */
+  s.list.n_nodes = 1;
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  if (f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list) != CCM_OK)
+    fail_msg("update_hosts: %s", f.call.error);
+  assert_int_equal(calls(&f, "DeregisterTargets"), 2);
+  assert_int_equal(calls(&f, "RegisterTargets"), 0);
+  assert_int_equal(calls(&f, "CreateTargetGroup"), 0);
+  assert_int_equal(calls(&f, "ModifyListener"), 0);
+  st = state_get(&f);
+  t = tg_port(st, 30081);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")), 1);
+  assert_true(tg_has_target(t, ID_A, 30081));
+  cJSON_Delete(st);
+  s.list.n_nodes = 2;
+  assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
+                   CCM_OK);
+  st = state_get(&f);
+  t = tg_port(st, 30443);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")), 2);
+  assert_true(tg_has_target(t, "i-0a1b2c3d4e5f60002", 30443));
+  cJSON_Delete(st);
+
+  /* Delete: nothing of ELBv2 is left; twice is fine. */
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  st = state_get(&f);
+  assert_int_equal(obj_count(st, "load_balancers"), 0);
+  assert_int_equal(obj_count(st, "target_groups"), 0);
+  assert_int_equal(obj_count(st, "listeners"), 0);
+  cJSON_Delete(st);
+  assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
+                   CCM_ERR_NOT_FOUND);
+  lb_status_clear(&st1);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Internal scheme, eTP Local health checks, TLS on one port, a UDP port,
+ * cross-zone; then the health check returns to the defaults. */
+static void test_nlb_internal_local(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  struct ccm_service_port udp;
+  const struct ccm_service_port *ports[3];
+  const char *ssl_ports[] = {"https"};
+  const char *lb = "ainternal0000000000000000000000b";
+  struct ccm_option_value *o;
+  char which[2048];
+  cJSON *d, *e, *t, *l, *x;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  udp = (struct ccm_service_port){sizeof(udp), "dns", CCM_PROTO_UDP, 53,
+                                  30053};
+  ports[0] = &s.port80;
+  ports[1] = &s.port443;
+  ports[2] = &udp;
+  s.svc.ports = ports;
+  s.svc.n_ports = 3;
+  nlbsvc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
+  o = nlbsvc_opt(&s, "ssl-cert", CCM_OPT_STRING);
+  o->string_value = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+  o = nlbsvc_opt(&s, "ssl-ports", CCM_OPT_STRING_LIST);
+  o->list = ssl_ports;
+  o->list_len = 1;
+  nlbsvc_opt(&s, "cross-zone-load-balancing-enabled", CCM_OPT_BOOL)
+      ->bool_value = true;
+  s.svc.external_traffic_local = true;
+  s.svc.health_check_node_port = 32000;
+
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  e = only_lb(d);
+  assert_string_equal(str_at(e, "scheme"), "internal");
+  x = cJSON_GetObjectItem(e, "mappings");
+  assert_int_equal(cJSON_GetArraySize(x), 3);
+  for (int i = 0; i < 3; i++)
+    assert_non_null(strstr("subnet-0a1b2c3d4e5f60011 subnet-0a1b2c3d4e5f60012"
+                           " subnet-0a1b2c3d4e5f60013",
+                           str_at(cJSON_GetArrayItem(x, i), "SubnetId")));
+  assert_string_equal(str_at(cJSON_GetObjectItem(e, "attributes"),
+                             "load_balancing.cross_zone.enabled"), "true");
+  assert_int_equal(obj_count(d, "target_groups"), 3);
+  t = tg_port(d, 30080);
+  assert_string_equal(str_at(t, "HealthCheckProtocol"), "HTTP");
+  assert_string_equal(str_at(t, "HealthCheckPort"), "32000");
+  assert_string_equal(str_at(t, "HealthCheckPath"), "/healthz");
+  assert_int_equal(int_at(t, "HealthCheckIntervalSeconds"), 10);
+  assert_int_equal(int_at(t, "HealthyThresholdCount"), 2);
+  assert_int_equal(int_at(t, "UnhealthyThresholdCount"), 2);
+  l = listener_port(d, 443);
+  assert_string_equal(str_at(l, "protocol"), "TLS");
+  assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(
+                          cJSON_GetObjectItem(l, "certificates"), 0)),
+                      "arn:aws:acm:us-east-1:123456789012:certificate/abc");
+  assert_string_equal(str_at(listener_port(d, 80), "protocol"), "TCP");
+  assert_string_equal(str_at(listener_port(d, 53), "protocol"), "UDP");
+  assert_string_equal(str_at(tg_port(d, 30053), "protocol"), "UDP");
+  cJSON_Delete(d);
+
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure 2: %s", f.call.error);
+  lb_status_clear(&st);
+  if (mutating_calls(&f, which, sizeof(which)) != 0)
+    fail_msg("second ensure mutated: %s", which);
+
+  /* Back to Cluster: the HC protocol changes, so new target groups. */
+  s.svc.external_traffic_local = false;
+  s.svc.health_check_node_port = 0;
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure 3: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "target_groups"), 3);
+  t = tg_port(d, 30080);
+  assert_string_equal(str_at(t, "HealthCheckProtocol"), "TCP");
+  assert_int_equal(int_at(t, "HealthCheckIntervalSeconds"), 30);
+  assert_string_equal(listener_tg(listener_port(d, 80)), str_at(t, "arn"));
+  cJSON_Delete(d);
+
+  /* A healthcheck-timeout change is made in place. */
+  nlbsvc_opt(&s, "healthcheck-timeout", CCM_OPT_INT)->int_value = 6;
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure 4: %s", f.call.error);
+  lb_status_clear(&st);
+  assert_int_equal(calls(&f, "ModifyTargetGroup"), 3);
+  assert_int_equal(calls(&f, "CreateTargetGroup"), 0);
+  d = state_get(&f);
+  assert_int_equal(int_at(tg_port(d, 30443), "HealthCheckTimeoutSeconds"), 6);
+  cJSON_Delete(d);
+
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  assert_int_equal(obj_count(d, "listeners"), 0);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* An NLB with our name but without our ownership tag is refused and never
+ * changed or deleted. */
+static void test_nlb_unowned(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  struct aws_params p;
+  xmlDoc *doc = NULL;
+  const char *lb = "aforeignnlb000000000000000000000";
+  char which[2048];
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  aws_params_init(&p, host_api());
+  aws_params_add(&p, "Name", lb);
+  aws_params_add(&p, "Type", "network");
+  aws_params_add(&p, "Subnets.member.1", "subnet-0a1b2c3d4e5f60001");
+  aws_params_add(&p, "Tags.member.1.Key", "owner");
+  aws_params_add(&p, "Tags.member.1.Value", "someone-else");
+  assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_ELBV2,
+                             "CreateLoadBalancer", &p, &doc, NULL),
+                   CCM_OK);
+  aws_params_clear(&p);
+  xmlFreeDoc(doc);
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_INVALID);
+  assert_non_null(strstr(f.call.error, "not touching it"));
+  lb_status_clear(&st);
+  assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
+                   CCM_ERR_INVALID);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  if (mutating_calls(&f, which, sizeof(which)) != 0)
+    fail_msg("touched a foreign NLB: %s", which);
+  d = state_get(&f);
+  assert_string_equal(str_at(only_lb(d), "name"), lb);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  assert_int_equal(obj_count(d, "listeners"), 0);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Throttling on ELBv2 during ensure: the retries converge, and nothing is
+ * created twice. */
+static void test_nlb_throttle(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  const char *lb = "athrottle0000000000000000000000c";
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "[{\"kind\": \"throttle\", \"service\": "
+                       "\"elasticloadbalancing\", \"count\": 2},"
+                       " {\"kind\": \"throttle\", \"action\": "
+                       "\"CreateTargetGroup\", \"count\": 2},"
+                       " {\"kind\": \"throttle\", \"action\": "
+                       "\"CreateListener\", \"count\": 2},"
+                       " {\"kind\": \"throttle\", \"action\": "
+                       "\"RegisterTargets\", \"count\": 2}]"));
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  cJSON *fl = control(&f, "GET", "/_double/faults", NULL), *x;
+  int fired = 0;
+  cJSON_ArrayForEach(x, cJSON_GetObjectItem(fl, "faults")) {
+    fired += int_at(x, "fired");
+  }
+  cJSON_Delete(fl);
+  assert_int_equal(fired, 8);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 1);
+  assert_int_equal(obj_count(d, "target_groups"), 2);
+  assert_int_equal(obj_count(d, "listeners"), 2);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                       tg_port(d, 30080), "targets")), 2);
+  cJSON_Delete(d);
+  /* The module stayed within its budget per call. */
+  assert_true(calls(&f, "CreateTargetGroup") <= 2 * AWS_RETRY_ATTEMPTS);
+
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"DeleteTargetGroup\", \"count\": 2}"));
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* An ensure that gives up half way (listeners throttled beyond the retry
+ * budget) leaves owned groups; a later ensure converges without
+ * duplicates, and a delete after another failed ensure leaves nothing. */
+static void test_nlb_partial(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  const char *lb = "apartial00000000000000000000000e";
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"CreateListener\"}"));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_THROTTLED);
+  lb_status_clear(&st);
+  assert_true(calls(&f, "CreateListener") <= AWS_RETRY_ATTEMPTS);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 1);
+  assert_int_equal(obj_count(d, "target_groups"), 1);
+  assert_int_equal(obj_count(d, "listeners"), 0);
+  cJSON_Delete(d);
+
+  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  call_init(&f.call, 30000);
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 1);
+  assert_int_equal(obj_count(d, "target_groups"), 2);
+  assert_int_equal(obj_count(d, "listeners"), 2);
+  cJSON_Delete(d);
+
+  /* The node port of 443 changes and the ensure fails after the new group
+   * is made; delete still finds and removes it. */
+  s.port443.node_port = 30444;
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"ModifyListener\"}"));
+  call_init(&f.call, 30000);
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_THROTTLED);
+  lb_status_clear(&st);
+  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "target_groups"), 3);
+  cJSON_Delete(d);
+  call_init(&f.call, 30000);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  assert_int_equal(obj_count(d, "listeners"), 0);
+  cJSON_Delete(d);
+
+  /* The load balancer never got made: delete sweeps the group by name. */
+  cJSON_Delete(control(&f, "POST", "/_double/faults",
+                       "{\"kind\": \"throttle\", \"action\": "
+                       "\"CreateListener\"}"));
+  call_init(&f.call, 30000);
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_THROTTLED);
+  lb_status_clear(&st);
+  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  {
+    /* Someone removes the load balancer by hand. */
+    struct aws_params p;
+    xmlDoc *doc = NULL;
+    d = state_get(&f);
+    aws_params_init(&p, host_api());
+    aws_params_add(&p, "LoadBalancerArn",
+                   str_at(only_lb(d), "arn"));
+    assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_ELBV2,
+                               "DeleteLoadBalancer", &p, &doc, NULL),
+                     CCM_OK);
+    aws_params_clear(&p);
+    xmlFreeDoc(doc);
+    cJSON_Delete(d);
+  }
+  call_init(&f.call, 30000);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* The type option changes under an existing load balancer: the new type's
+ * ensure removes the old one; get and delete find either type, so neither
+ * a cleanup nor a type change leaves one behind. */
+static void test_nlb_type_switch(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, "aswitch0000000000000000000000000");
+  s.opt[0].string_value = "classic";
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("classic ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "classic_load_balancers"), 1);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  cJSON_Delete(d);
+
+  s.opt[0].string_value = "nlb";
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("nlb ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "classic_load_balancers"), 0);
+  assert_int_equal(obj_count(d, "load_balancers"), 1);
+  cJSON_Delete(d);
+
+  /* Back to classic for the cleanup: get still finds the NLB. */
+  s.opt[0].string_value = "classic";
+  assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st), CCM_OK);
+  lb_status_clear(&st);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "classic_load_balancers"), 0);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  cJSON_Delete(d);
+  assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st),
+                   CCM_ERR_NOT_FOUND);
+  lb_status_clear(&st);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Bad input is refused before any call. */
+static void test_nlb_invalid(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  const char *eips[] = {"eipalloc-1"};
+  struct ccm_option_value *o;
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, "ainvalid00000000000000000000000d");
+  s.port80.protocol = CCM_PROTO_SCTP;
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_INVALID);
+  s.port80.protocol = CCM_PROTO_TCP;
+  /* One EIP for three subnets. */
+  o = nlbsvc_opt(&s, "eip-allocations", CCM_OPT_STRING_LIST);
+  o->list = eips;
+  o->list_len = 1;
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_ERR_INVALID);
+  assert_non_null(strstr(f.call.error, "one entry per subnet"));
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_int_equal(obj_count(d, "load_balancers"), 0);
+  assert_int_equal(obj_count(d, "target_groups"), 0);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_nlb_lifecycle),
+      cmocka_unit_test(test_nlb_internal_local),
+      cmocka_unit_test(test_nlb_unowned),
+      cmocka_unit_test(test_nlb_throttle),
+      cmocka_unit_test(test_nlb_partial),
+      cmocka_unit_test(test_nlb_invalid),
+      cmocka_unit_test(test_nlb_type_switch),
+  };
+  int rc;
+  if (http_global_init() != 0)
+    return 1;
+  log_set_level(CCM_LOG_ERROR);
+  rc = cmocka_run_group_tests(tests, double_start, double_stop);
+  http_global_cleanup();
+  return rc;
+}
