@@ -191,11 +191,35 @@ static void svc_process(struct svc_ctrl *c, const char *key)
   }
 }
 
+/* Upstream's WaitForCacheSync: no Service is reconciled before both
+ * caches listed, or an ensure after a restart would see no Nodes and
+ * take every backend out of its load balancer. False when stopping. */
+static bool svc_wait_caches(struct svc_ctrl *c)
+{
+  for (;;) {
+    bool stopping;
+
+    if (runtime_wait_synced(c->env.rt, CCM_SVC_SYNC_POLL_MS))
+      return true;
+    pthread_mutex_lock(&c->lock);
+    stopping = c->stopping;
+    pthread_mutex_unlock(&c->lock);
+    if (stopping)
+      return false;
+  }
+}
+
 static void *svc_worker(void *arg)
 {
   struct svc_ctrl *c = arg;
   const char *key;
 
+  if (!svc_wait_caches(c)) {
+    /* stopping before the caches listed: drop what was queued */
+    while (wq_get(c->q, &key))
+      wq_done(c->q, key);
+    return NULL;
+  }
   while (wq_get(c->q, &key)) {
     svc_process(c, key);
     wq_done(c->q, key);

@@ -26,6 +26,7 @@
 #define CCM_SVC_NODE_SYNC_PERIOD_MS 100000u
 #define CCM_SVC_MAX_LOGGED_NODES 20u
 #define CCM_SVC_ERR_MAX 768
+#define CCM_SVC_SYNC_POLL_MS 200u /* re-check stop while caches list */
 
 struct svc_ctrl {
   struct ctrl_env env;         /* copied; pointers owned by the host */

@@ -221,6 +221,12 @@ bool runtime_poll_synced(struct runtime *rt)
   return true;
 }
 
+bool runtime_wait_synced(struct runtime *rt, uint32_t timeout_ms)
+{
+  return informer_wait_synced(rt->nodes, timeout_ms) &&
+         informer_wait_synced(rt->services, timeout_ms);
+}
+
 bool runtime_is_leader(const struct runtime *rt)
 {
   if (rt == NULL || atomic_load(&rt->stopping))

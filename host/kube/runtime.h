@@ -43,6 +43,9 @@ int runtime_start(struct runtime *rt, char *err, size_t errlen);
 /* True once both informers have listed; the first call that sees it logs
  * the object counts. Cheap; main calls it until it turns true. */
 bool runtime_poll_synced(struct runtime *rt);
+/* Wait up to timeout_ms for both informers to have listed (upstream's
+ * WaitForCacheSync before workers start); true once they have. */
+bool runtime_wait_synced(struct runtime *rt, uint32_t timeout_ms);
 
 /* Mutating actions are allowed: leader election disabled, or this host
  * holds the Lease within its renew deadline. False once runtime_stop
