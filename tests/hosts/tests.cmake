@@ -54,3 +54,12 @@ set_tests_properties(hosts_policy_reload PROPERTIES
   LABELS hosts TIMEOUT 600 SKIP_RETURN_CODE 77
   ENVIRONMENT "${CCM_HOSTS_ENV}")
 
+# ccm-host with the aws module and scripts/aws.lua against the AWS double
+# and the API double, driven with kubectl: Nodes, routes, Classic ELB (and
+# NLB once implemented), annotation change, throttling storm, idle restart,
+# shutdown/terminate, zero leftovers, the unowned group left alone.
+add_test(NAME hosts_aws_e2e
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/aws_e2e.sh)
+set_tests_properties(hosts_aws_e2e PROPERTIES
+  LABELS "hosts;aws" TIMEOUT 900 SKIP_RETURN_CODE 77
+  ENVIRONMENT "${CCM_HOSTS_ENV}")
