@@ -13,9 +13,12 @@ chmod 700 "$T"
 export HOME="$T/home" KUBECONFIG="$T/kubeconfig"
 mkdir -p "$HOME"
 dpid="" hpid=""
+# Under set -e a failing wait (a child killed by our SIGTERM answers 143)
+# would end the trap early and make the demo exit 143: no command here
+# may fail.
 cleanup() {
-  [ -n "$hpid" ] && kill "$hpid" 2>/dev/null && wait "$hpid" 2>/dev/null
-  [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+  if [ -n "$hpid" ]; then kill "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true; fi
+  if [ -n "$dpid" ]; then kill "$dpid" 2>/dev/null || true; wait "$dpid" 2>/dev/null || true; fi
   rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
