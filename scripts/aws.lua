@@ -13,6 +13,8 @@ local P = "service.beta.kubernetes.io/aws-load-balancer-"
 -- Shared ccm helpers (docs/policies.md), bound once at load.
 local quote, trim, is_ipv4 = ccm.quote, ccm.trim, ccm.is_ipv4
 local match_labels = ccm.match_labels
+local bool, int, split, kv_list = ccm.bool, ccm.int, ccm.split, ccm.kv_list
+local find = string.find
 
 -- A Kubernetes port name (IANA_SVC_NAME): 1-15 of [a-z0-9-] with a letter,
 -- no '-' at either end and no "--".
@@ -26,14 +28,14 @@ end
 -- or nil and the end of a message ("... is not ...").
 
 local function p_bool(v)
-  local b = ccm.bool(trim(v))
+  local b = bool(trim(v))
   if b == nil then return nil, "is not a boolean (true or false)" end
   return b
 end
 
 local function p_int(min, max)
   return function(v)
-    local n = ccm.int(trim(v), min, max)
+    local n = int(trim(v), min, max)
     if n == nil then
       return nil, string.format("is not an integer from %d to %d", min, max)
     end
@@ -56,7 +58,7 @@ end
 -- true, or the item rewritten in canonical form.
 local function p_list(what, check)
   return function(v)
-    local items = ccm.split(v, ",")
+    local items = split(v, ",")
     if #items == 0 then return nil, "is an empty list" end
     for i, it in ipairs(items) do
       local r = check(it)
@@ -90,13 +92,13 @@ end
 
 local function ssl_port(s)
   if s == "*" then return true end
-  local n = ccm.int(s, 1, 65535)
+  local n = int(s, 1, 65535)
   if n then return true end
   return is_port_name(s)
 end
 
 local function hc_port(s)
-  return s == "traffic-port" or ccm.int(s, 1, 65535) ~= nil
+  return s == "traffic-port" or int(s, 1, 65535) ~= nil
 end
 
 local function hc_path(s)
@@ -113,8 +115,8 @@ local function tg_attr(s)
   return k ~= nil and (k .. "=" .. v)
 end
 
--- Annotation suffix -> option parser, in the order they are checked (the
--- first bad annotation is reported). type and internal are handled apart.
+-- Annotation suffix -> option parser. When several annotations are bad, the
+-- first in this list is reported. type and internal are handled apart.
 local SPECS = {
   { "subnets", p_list("a subnet ID or name", any) },
   { "eip-allocations", p_list("an Elastic IP allocation ID (eipalloc-...)",
@@ -148,7 +150,7 @@ local SPECS = {
   { "cross-zone-load-balancing-enabled", p_bool },
   { "access-log-enabled", p_bool },
   { "access-log-emit-interval", function(v)
-      local n = ccm.int(trim(v), 5, 60)
+      local n = int(trim(v), 5, 60)
       if n == 5 or n == 60 then return n end
       return nil, "is not 5 or 60 (minutes)"
     end },
@@ -157,21 +159,18 @@ local SPECS = {
       function(s) return #s <= 1024 and not s:find("%c") end) },
 }
 
-for _, spec in ipairs(SPECS) do spec.key = P .. spec[1] end
-
-local function reject(suffix, value, why)
-  return nil, P .. suffix .. ": " .. quote(value) .. " " .. why
-end
-
 -- additional-resource-tags: "K1=V1,K2=V2,KeyOnly" (KeyOnly -> "").
 local function parse_tags(v)
-  local tags, err = ccm.kv_list(v)
+  local tags, err = kv_list(v)
   if type(tags) ~= "table" then return nil, "is not a K=V list (" .. tostring(err) .. ")" end
+  -- Each tag is a part of v: the rules below cannot fail on a short v
+  -- without a ':' (no "aws:" prefix), so the common case skips the loop.
+  if #v <= 128 and not find(v, ":", 1, true) then return tags end
   for k, val in pairs(tags) do
     if #k > 128 or #val > 256 then
       return nil, "has a tag over AWS limits (key <= 128, value <= 256): " .. quote(k)
     end
-    if k:sub(1, 4):lower() == "aws:" then
+    if find(k, "^[Aa][Ww][Ss]:") then
       return nil, "uses the reserved tag prefix aws: in " .. quote(k)
     end
   end
@@ -180,65 +179,82 @@ end
 
 -- target-node-labels: "k=v,k2=v2"; a key alone matches any value.
 local function parse_labels(v)
-  local labels, err = ccm.kv_list(v)
+  local labels, err = kv_list(v)
   if type(labels) ~= "table" then return nil, "is not a k=v list (" .. tostring(err) .. ")" end
   if next(labels) == nil then return nil, "is an empty list" end
   return labels
+end
+
+-- Two annotations that load_balancer_options only validates, after all the
+-- options; resource_tags and backend_nodes use them.
+SPECS[#SPECS + 1] = { "additional-resource-tags", parse_tags, hook = true }
+SPECS[#SPECS + 1] = { "target-node-labels", parse_labels, hook = true }
+
+-- Full annotation key -> spec, built once at load. spec.order is the place
+-- of the spec in SPECS: when several annotations are bad, the lowest order
+-- is reported.
+local BY_KEY = {}
+for i, spec in ipairs(SPECS) do
+  spec.name, spec.parse, spec.order = spec[1], spec[2], i
+  spec.key = P .. spec.name
+  BY_KEY[spec.key] = spec
+end
+
+-- Every full key is a constant: keys this long are Lua "long strings", and
+-- building one in a hook allocates and hashes it on every call.
+local TYPE, INTERNAL = P .. "type", P .. "internal"
+local TAGS, LABELS = P .. "additional-resource-tags", P .. "target-node-labels"
+local ELSEWHERE = ccm.IMPLEMENTED_ELSEWHERE
+local EMPTY = {}
+
+local function reject(spec, value, why)
+  return nil, spec.key .. ": " .. quote(value) .. " " .. why
 end
 
 local function for_aws(ctx)
   return ctx.module == nil or ctx.module == "aws"
 end
 
--- A plain copy of the Service's annotations: the input is a read-only
--- proxy, and a local table makes the many lookups below cheap.
-local function annotations(service)
-  local out = {}
-  for k, v in pairs(service.annotations or {}) do out[k] = v end
-  return out
-end
-
 local policy = {}
 
 function policy.load_balancer_options(service, ctx)
   if not for_aws(ctx) then return {} end
-  local ann = annotations(service)
   local opts = {}
+  local lbtype, internal
+  local bad, bad_value, bad_why -- the bad annotation of lowest order so far
 
-  local lbtype = ann[P .. "type"]
+  -- One pass over the annotations the Service has, each dispatched through
+  -- BY_KEY, rather than one lookup per known annotation: the cost follows
+  -- the few annotations a Service sets, not the 28 this policy knows.
+  for k, v in pairs(service.annotations or EMPTY) do
+    local spec = BY_KEY[k]
+    if spec ~= nil then
+      local val, why = spec.parse(v)
+      if val == nil then
+        if bad == nil or spec.order < bad.order then bad, bad_value, bad_why = spec, v, why end
+      elseif not spec.hook then
+        opts[spec.name] = val
+      end
+    elseif k == TYPE then
+      lbtype = v
+    elseif k == INTERNAL then
+      internal = v
+    end
+  end
+
   if lbtype == "external" or lbtype == "nlb-ip" then
     -- the AWS Load Balancer Controller owns these (upstream: ImplementedElsewhere)
-    return ccm.IMPLEMENTED_ELSEWHERE
+    return ELSEWHERE
   end
   if lbtype ~= nil then
     opts.type = lbtype == "nlb" and "nlb" or "classic"
   end
   local nlb = lbtype == "nlb"
-
-  local internal = ann[P .. "internal"]
   if internal ~= nil then
     -- upstream: "false" and "" mean external, any other value internal
     opts.internal = internal ~= "false" and internal ~= ""
   end
-
-  for _, spec in ipairs(SPECS) do
-    local suffix, parse = spec[1], spec[2]
-    local v = ann[spec.key]
-    if v ~= nil then
-      local val, why = parse(v)
-      if val == nil then return reject(suffix, v, why) end
-      opts[suffix] = val
-    end
-  end
-
-  for _, suffix in ipairs({ "additional-resource-tags", "target-node-labels" }) do
-    local v = ann[P .. suffix]
-    if v ~= nil then
-      local parse = suffix == "target-node-labels" and parse_labels or parse_tags
-      local val, why = parse(v)
-      if val == nil then return reject(suffix, v, why) end
-    end
-  end
+  if bad ~= nil then return reject(bad, bad_value, bad_why) end
 
   -- Combinations upstream refuses (or silently ignores) at the cloud.
   local n_subnets = opts.subnets and #opts.subnets
@@ -280,7 +296,7 @@ end
 
 function policy.resource_tags(service, ctx)
   if not for_aws(ctx) then return {} end
-  local v = (service.annotations or {})[P .. "additional-resource-tags"]
+  local v = (service.annotations or EMPTY)[TAGS]
   if v == nil then return {} end
   -- invalid values were rejected by load_balancer_options already
   return parse_tags(v) or {}
@@ -288,13 +304,13 @@ end
 
 function policy.backend_nodes(service, nodes, ctx)
   if not for_aws(ctx) then return nodes end
-  local v = (service.annotations or {})[P .. "target-node-labels"]
+  local v = (service.annotations or EMPTY)[LABELS]
   if v == nil then return nodes end
   local want = parse_labels(v)
   if not want then return nodes end
   local kept = {}
   for _, node in ipairs(nodes) do
-    if match_labels(node.labels or {}, want) then kept[#kept + 1] = node end
+    if match_labels(node.labels or EMPTY, want) then kept[#kept + 1] = node end
   end
   return kept
 end

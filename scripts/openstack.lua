@@ -13,11 +13,12 @@ local INTERNAL = "service.beta.kubernetes.io/openstack-internal-load-balancer"
 local RANGES = "service.beta.kubernetes.io/load-balancer-source-ranges"
 
 -- Annotations the module writes itself (status); never options.
-local WRITTEN = { ["load-balancer-address"] = true }
+local WRITTEN = { "load-balancer-address" }
 
 -- Shared ccm helpers (docs/policies.md), bound once at load.
 local quote, trim, is_cidr = ccm.quote, ccm.trim, ccm.is_cidr
 local match_labels = ccm.match_labels
+local bool, int, split, kv_list = ccm.bool, ccm.int, ccm.split, ccm.kv_list
 
 local UUID = "^" .. ("%x"):rep(8) .. "%-" .. ("%x"):rep(4) .. "%-" ..
   ("%x"):rep(4) .. "%-" .. ("%x"):rep(4) .. "%-" .. ("%x"):rep(12) .. "$"
@@ -42,14 +43,14 @@ end
 -- of a message.
 
 local function p_bool(v)
-  local b = ccm.bool(trim(v))
+  local b = bool(trim(v))
   if b == nil then return nil, "is not a boolean (true or false)" end
   return b
 end
 
 local function p_int(min, max, unit)
   return function(v)
-    local n = ccm.int(trim(v), min, max)
+    local n = int(trim(v), min, max)
     if n == nil then
       return nil, string.format("is not an integer from %d to %d%s", min, max, unit or "")
     end
@@ -87,7 +88,7 @@ local SPECS = {
   { "floating-subnet-id", p_uuid("subnet") },
   { "floating-subnet", p_name("a subnet name pattern") },
   { "floating-subnet-tags", function(v)
-      local tags = ccm.split(v, ",")
+      local tags = split(v, ",")
       if #tags == 0 then return nil, "is an empty list" end
       return tags
     end },
@@ -108,7 +109,7 @@ local SPECS = {
       return nil, "is not an availability zone name"
     end },
   { "connection-limit", function(v)
-      local n = ccm.int(trim(v), -1, 2147483647)
+      local n = int(trim(v), -1, 2147483647)
       if n ~= nil and n ~= 0 then return n end
       return nil, "is not -1 (unlimited) or a positive integer"
     end },
@@ -150,95 +151,97 @@ local SPECS = {
   { "load-balancer-id", p_uuid("load balancer") },
 }
 
-local KNOWN = { ["node-selector"] = true }
-for _, spec in ipairs(SPECS) do
-  KNOWN[spec[1]] = true
-  spec.key = O .. spec[1]
-end
-
-local function reject(key, value, why)
-  return nil, key .. ": " .. quote(value) .. " " .. why
-end
-
 -- node-selector: "k=v, k2=v2, k3" (a key alone matches any value).
 local function parse_selector(v)
-  local sel, err = ccm.kv_list(v)
+  local sel, err = kv_list(v)
   if type(sel) ~= "table" then return nil, "is not a k=v list (" .. tostring(err) .. ")" end
   if next(sel) == nil then return nil, "is an empty list" end
   return sel
+end
+
+local function parse_ranges(v)
+  local ranges = split(v, ",")
+  if #ranges == 0 then return nil, "is an empty list" end
+  for _, r in ipairs(ranges) do
+    if not is_cidr(r) then
+      return nil, "has item " .. quote(r) .. ", not a CIDR (like 203.0.113.0/24)"
+    end
+  end
+  return ranges
+end
+
+-- Full annotation key -> spec, built once at load; spec.order is the order
+-- of the checks: the internal annotation, SPECS, node-selector (validated
+-- here, used by backend_nodes), then source-ranges (only when
+-- spec.loadBalancerSourceRanges is empty). When several annotations are
+-- bad, the lowest order is reported. Keys the module writes map to false.
+local BY_KEY = {}
+for _, suffix in ipairs(WRITTEN) do BY_KEY[O .. suffix] = false end
+local RANGES_SPEC = { key = RANGES, name = "load-balancer-source-ranges", parse = parse_ranges }
+local ALL = { { key = INTERNAL, name = "internal-load-balancer", parse = p_bool } }
+for _, spec in ipairs(SPECS) do
+  ALL[#ALL + 1] = { key = O .. spec[1], name = spec[1], parse = spec[2] }
+end
+ALL[#ALL + 1] = { key = O .. "node-selector", parse = parse_selector, hook = true }
+ALL[#ALL + 1] = RANGES_SPEC
+for i, spec in ipairs(ALL) do
+  spec.order = i
+  BY_KEY[spec.key] = spec
+end
+
+local NODE_SELECTOR = O .. "node-selector"
+local PREFIX = "^" .. O:gsub("%p", "%%%0") -- a pattern matching O at the start
+local FLOATING = { "floating-network-id", "floating-subnet-id", "floating-subnet",
+                   "floating-subnet-tags" }
+local MONITOR = { "health-monitor-delay", "health-monitor-timeout",
+                  "health-monitor-max-retries", "health-monitor-max-retries-down" }
+local EMPTY = {}
+
+local function reject(key, value, why)
+  return nil, key .. ": " .. quote(value) .. " " .. why
 end
 
 local function for_openstack(ctx)
   return ctx.module == nil or ctx.module == "openstack"
 end
 
--- A plain copy of the Service's annotations: the input is a read-only
--- proxy, and a local table makes the many lookups below cheap.
-local function annotations(service)
-  local out = {}
-  for k, v in pairs(service.annotations or {}) do out[k] = v end
-  return out
-end
-
 local policy = {}
 
 function policy.load_balancer_options(service, ctx)
   if not for_openstack(ctx) then return {} end
-  local ann = annotations(service)
   local opts = {}
+  local unknown               -- the first unknown key under O, in sort order
+  local bad, bad_value, bad_why -- the bad annotation of lowest order so far
 
-  local keys = {}
-  for k in pairs(ann) do
-    if k:sub(1, #O) == O then keys[#keys + 1] = k end
-  end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    local suffix = k:sub(#O + 1)
-    if not KNOWN[suffix] and not WRITTEN[suffix] then
-      return nil, "unknown annotation " .. quote(k) ..
-        " (docs/policies-shipped.md lists the supported ones)"
-    end
-  end
-
-  local v = ann[INTERNAL]
-  if v ~= nil then
-    local b, why = p_bool(v)
-    if b == nil then return reject(INTERNAL, v, why) end
-    opts["internal-load-balancer"] = b
-  end
-
-  for _, spec in ipairs(SPECS) do
-    local suffix, parse = spec[1], spec[2]
-    v = ann[spec.key]
-    if v ~= nil then
-      local val, why = parse(v)
-      if val == nil then return reject(O .. suffix, v, why) end
-      if val ~= false or suffix ~= "proxy-protocol" then opts[suffix] = val end
-    end
-  end
-
-  v = ann[O .. "node-selector"]
-  if v ~= nil then
-    local sel, why = parse_selector(v)
-    if not sel then return reject(O .. "node-selector", v, why) end
-  end
-
-  v = ann[RANGES]
-  if v ~= nil and #(service.source_ranges or {}) == 0 then
-    local ranges = ccm.split(v, ",")
-    if #ranges == 0 then return reject(RANGES, v, "is an empty list") end
-    for _, r in ipairs(ranges) do
-      if not is_cidr(r) then
-        return reject(RANGES, v, "has item " .. quote(r) .. ", not a CIDR (like 203.0.113.0/24)")
+  -- One pass over the annotations the Service has, each dispatched through
+  -- BY_KEY, rather than one lookup per known annotation and a sorted list
+  -- of the keys under O: the cost follows the few annotations a Service
+  -- sets, not the 30 this policy knows.
+  for k, v in pairs(service.annotations or EMPTY) do
+    local spec = BY_KEY[k]
+    if spec then
+      if spec ~= RANGES_SPEC or #(service.source_ranges or EMPTY) == 0 then
+        local val, why = spec.parse(v)
+        if val == nil then
+          if bad == nil or spec.order < bad.order then bad, bad_value, bad_why = spec, v, why end
+        elseif not spec.hook and (val ~= false or spec.name ~= "proxy-protocol") then
+          opts[spec.name] = val
+        end
       end
+    elseif spec == nil and k:find(PREFIX) and (unknown == nil or k < unknown) then
+      unknown = k
     end
-    opts["load-balancer-source-ranges"] = ranges
   end
+
+  if unknown then
+    return nil, "unknown annotation " .. quote(unknown) ..
+      " (docs/policies-shipped.md lists the supported ones)"
+  end
+  if bad then return reject(bad.key, bad_value, bad_why) end
 
   -- Combinations that cannot do what they say.
   if opts["internal-load-balancer"] then
-    for _, s in ipairs({ "floating-network-id", "floating-subnet-id", "floating-subnet",
-                         "floating-subnet-tags" }) do
+    for _, s in ipairs(FLOATING) do
       if opts[s] then
         return nil, O .. s .. " has no effect on an internal load balancer (" ..
           INTERNAL .. ": true)"
@@ -257,8 +260,7 @@ function policy.load_balancer_options(service, ctx)
       "%shealth-monitor-delay (%d)", O, timeout, O, delay)
   end
   if opts["enable-health-monitor"] == false then
-    for _, s in ipairs({ "health-monitor-delay", "health-monitor-timeout",
-                         "health-monitor-max-retries", "health-monitor-max-retries-down" }) do
+    for _, s in ipairs(MONITOR) do
       if opts[s] then
         return nil, O .. s .. " is set but " .. O .. "enable-health-monitor is false"
       end
@@ -270,13 +272,13 @@ end
 
 function policy.backend_nodes(service, nodes, ctx)
   if not for_openstack(ctx) then return nodes end
-  local v = (service.annotations or {})[O .. "node-selector"]
+  local v = (service.annotations or EMPTY)[NODE_SELECTOR]
   if v == nil then return nodes end
   local want = parse_selector(v)
   if not want then return nodes end
   local kept = {}
   for _, node in ipairs(nodes) do
-    if match_labels(node.labels or {}, want) then kept[#kept + 1] = node end
+    if match_labels(node.labels or EMPTY, want) then kept[#kept + 1] = node end
   end
   return kept
 end

@@ -26,13 +26,14 @@ local P = "ccmhost.io/"
 -- Shared ccm helpers (docs/policies.md), bound once at load.
 local quote, trim, is_cidr = ccm.quote, ccm.trim, ccm.is_cidr
 local match_labels = ccm.match_labels
+local bool, int, split, kv_list = ccm.bool, ccm.int, ccm.split, ccm.kv_list
 
 ---------------------------------------------------------------- parsing
 -- Each parser: raw value -> portable value, or nil and the end of a message.
 
 local function p_int(min, max, unit)
   return function(v)
-    local n = ccm.int(trim(v), min, max)
+    local n = int(trim(v), min, max)
     if n == nil then
       return nil, string.format("is not an integer from %d to %d%s", min, max, unit)
     end
@@ -41,7 +42,7 @@ local function p_int(min, max, unit)
 end
 
 local function p_kv(v)
-  local m, err = ccm.kv_list(v)
+  local m, err = kv_list(v)
   if type(m) ~= "table" then return nil, "is not a k=v list (" .. tostring(err) .. ")" end
   if next(m) == nil then return nil, "is an empty list" end
   return m
@@ -49,12 +50,12 @@ end
 
 local PARSERS = {
   internal = function(v)
-    local b = ccm.bool(trim(v))
+    local b = bool(trim(v))
     if b == nil then return nil, "is not a boolean (true or false)" end
     return b
   end,
   ["source-ranges"] = function(v)
-    local items = ccm.split(v, ",")
+    local items = split(v, ",")
     if #items == 0 then return nil, "is an empty list" end
     for _, r in ipairs(items) do
       if not is_cidr(r) then
@@ -70,7 +71,7 @@ local PARSERS = {
   end,
   ["healthcheck-port"] = function(v)
     local s = trim(v)
-    if s == "traffic-port" or ccm.int(s, 1, 65535) then return s end
+    if s == "traffic-port" or int(s, 1, 65535) then return s end
     return nil, "is not traffic-port or a port number from 1 to 65535"
   end,
   ["healthcheck-path"] = function(v)
@@ -84,7 +85,7 @@ local PARSERS = {
   ["healthcheck-unhealthy-threshold"] = p_int(1, 10, ""),
   ["proxy-protocol"] = function(v)
     local l = trim(v):lower()
-    local b = ccm.bool(l)
+    local b = bool(l)
     if b ~= nil then return b and "any" or false end -- "any": the module picks
     if l == "v1" or l == "v2" then return l end
     return nil, "is not true, false, v1 or v2"
@@ -92,7 +93,7 @@ local PARSERS = {
   ["idle-timeout"] = p_int(1, 86400, " (seconds)"),
   ["node-selector"] = p_kv,
   ["resource-tags"] = function(v)
-    local m, why = ccm.kv_list(v)
+    local m, why = kv_list(v)
     if type(m) ~= "table" then return nil, "is not a K=V list (" .. tostring(why) .. ")" end
     for k, val in pairs(m) do
       if #k > 128 or #val > 256 then
@@ -111,30 +112,43 @@ local ORDER = {
   "proxy-protocol", "idle-timeout", "node-selector", "resource-tags",
 }
 
--- Every ccmhost.io/ key of the Service, parsed; nil, why on the first error.
+-- Full annotation key -> { name, key, order }, built once at load; order is
+-- the place in ORDER. Every key is a constant, never built in a hook.
+local BY_KEY = {}
+for i, name in ipairs(ORDER) do
+  BY_KEY[P .. name] = { name = name, key = P .. name, order = i }
+end
+local PREFIX = "^" .. P:gsub("%p", "%%%0") -- a pattern matching P at the start
+local KNOWN = "(known: " .. P .. table.concat(ORDER, ", " .. P) .. ")"
+local NODE_SELECTOR, RESOURCE_TAGS = P .. "node-selector", P .. "resource-tags"
+local EMPTY = {}
+
+-- Every ccmhost.io/ key of the Service, parsed (nil when there is none);
+-- nil, why on an error. One pass over the annotations the Service has,
+-- each dispatched through BY_KEY, rather than a sorted list of its keys and
+-- one lookup per known key: the cost follows the Service's annotations.
+-- The reports do not depend on the order of the pass: an unknown key wins,
+-- the first in sort order; then the bad value first in ORDER.
 local function parse_all(service)
-  local ann = service.annotations or {}
-  local keys = {}
-  for k in pairs(ann) do
-    if k:sub(1, #P) == P then keys[#keys + 1] = k end
-  end
-  table.sort(keys)
-  for _, k in ipairs(keys) do
-    if not PARSERS[k:sub(#P + 1)] then
-      return nil, "unknown annotation " .. quote(k) .. " (known: ccmhost.io/" ..
-        table.concat(ORDER, ", ccmhost.io/") .. ")"
+  local out, unknown
+  local bad, bad_value, bad_why
+  for k, v in pairs(service.annotations or EMPTY) do
+    local spec = BY_KEY[k]
+    if spec ~= nil then
+      local val, why = PARSERS[spec.name](v)
+      if val == nil then
+        if bad == nil or spec.order < bad.order then bad, bad_value, bad_why = spec, v, why end
+      else
+        out = out or {}
+        out[spec.name] = val
+      end
+    elseif k:find(PREFIX) and (unknown == nil or k < unknown) then
+      unknown = k
     end
   end
-  local out = {}
-  for _, name in ipairs(ORDER) do
-    local v = ann[P .. name]
-    if v ~= nil then
-      local val, why = PARSERS[name](v)
-      if val == nil then return nil, P .. name .. ": " .. quote(v) .. " " .. why end
-      out[name] = val
-    end
-  end
-  return out
+  if unknown then return nil, "unknown annotation " .. quote(unknown) .. " " .. KNOWN end
+  if bad then return nil, bad.key .. ": " .. quote(bad_value) .. " " .. bad_why end
+  return out or EMPTY
 end
 
 ---------------------------------------------------------------- mapping
@@ -285,21 +299,21 @@ function policy.load_balancer_options(service, ctx)
 end
 
 function policy.backend_nodes(service, nodes, ctx) -- luacheck: no unused args
-  local v = (service.annotations or {})[P .. "node-selector"]
+  local v = (service.annotations or EMPTY)[NODE_SELECTOR]
   if v == nil then return nodes end
   local want = p_kv(v)
   if not want then return nodes end -- rejected by load_balancer_options
   local kept = {}
   for _, node in ipairs(nodes) do
-    if match_labels(node.labels or {}, want) then kept[#kept + 1] = node end
+    if match_labels(node.labels or EMPTY, want) then kept[#kept + 1] = node end
   end
   return kept
 end
 
 function policy.resource_tags(service, ctx) -- luacheck: no unused args
-  local v = (service.annotations or {})[P .. "resource-tags"]
+  local v = (service.annotations or EMPTY)[RESOURCE_TAGS]
   if v == nil then return {} end
-  local tags = ccm.kv_list(v)
+  local tags = kv_list(v)
   return type(tags) == "table" and tags or {} -- bad values: rejected by options
 end
 
