@@ -87,6 +87,11 @@ struct policy_state {
   int ctx_ref;
   int node_ref;            /* node table cache (see policy_state.c) */
   size_t node_cached;
+  /* backend_nodes: the last node set (one reference each, so a pointer
+   * cannot be reused by another object while cached) and its Lua tables */
+  int be_ref;              /* registry: {idx, list}, or LUA_NOREF */
+  struct obj_meta **be_objs;
+  size_t be_n;
   /* ccm.log rate limit */
   int64_t log_window;
   int log_count;
@@ -140,6 +145,9 @@ void policy_push_ctx(lua_State *L, const struct policy_ctx *ctx);
 /* Read-only proxies: push a proxy for the table at the top (replacing it);
  * unwrap replaces a proxy at idx by the table it guards. */
 void policy_ro_wrap(lua_State *L);
+/* The same, reads staying in the VM (its own metatable, __index = table):
+ * for tables read often and kept across calls. */
+void policy_ro_wrap_fast(lua_State *L);
 void policy_ro_unwrap(lua_State *L, int idx);
 void policy_ro_init(lua_State *L);
 int policy_ro_next(lua_State *L);

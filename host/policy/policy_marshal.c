@@ -120,7 +120,7 @@ void policy_ro_wrap(lua_State *L)
  * reads stay in the VM (no C call). Costs more to build; used for the
  * tables policies read most (the Service and its annotations), which are
  * cached across calls. */
-static void policy_ro_wrap_fast(lua_State *L)
+void policy_ro_wrap_fast(lua_State *L)
 {
   lua_createtable(L, 0, 1);
   lua_pushvalue(L, -2);

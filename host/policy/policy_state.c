@@ -406,6 +406,8 @@ static int policy_ref_slot(lua_State *L)
   st->node_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushboolean(L, 0);
   st->svc_real_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, 0);
+  st->be_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -449,6 +451,7 @@ int policy_state_new(struct policy_set *set, const struct policy_limits *lim,
   st->ctx_ref = LUA_NOREF;
   st->node_ref = LUA_NOREF;
   st->svc_real_ref = LUA_NOREF;
+  st->be_ref = LUA_NOREF;
   st->cur_file = -1;
   st->set = set;
   atomic_fetch_add(&set->refs, 1);
@@ -505,6 +508,9 @@ void policy_state_free(struct policy_state *st)
     return;
   if (st->L != NULL)
     lua_close(st->L);
+  for (size_t i = 0; i < st->be_n; i++)
+    obj_unref(st->be_objs[i]);
+  mem_free(st->be_objs);
   mem_free(st->refs);
   if (st->set != NULL)
     policy_set_unref(st->set);
@@ -824,38 +830,84 @@ static void policy_run_merge(lua_State *L, struct policy_run *r, int nargs)
   lua_settop(L, merged);
 }
 
+/* backend_nodes input tables for c's node set at stack slots 4 (idx: node
+ * proxy or name -> index), 5 (list: the proxies in order) and 6 (a
+ * read-only view of list, what policies get: a kept list must not be
+ * changed by a policy). The service
+ * controller passes the same node snapshot for every Service until a Node
+ * changes, so the tables of the last set are kept and reused: validating
+ * them is n pointer compares, where building them marshals every Node. */
+static void policy_push_backend_tables(lua_State *L, struct policy_state *st,
+                                       const struct policy_call *c)
+{
+  struct obj_meta **objs;
+  bool same = st->be_n == c->n_nodes && st->be_objs != NULL;
+
+  for (size_t i = 0; same && i < c->n_nodes; i++)
+    same = st->be_objs[i] == &c->nodes[i]->meta;
+  if (same && lua_rawgeti(L, LUA_REGISTRYINDEX, st->be_ref) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    lua_rawgeti(L, -3, 3);
+    lua_remove(L, -4);
+    return;
+  }
+  if (same)
+    lua_pop(L, 1);
+  lua_createtable(L, 0, (int)(c->n_nodes * 2)); /* 4: proxy/name -> i */
+  lua_createtable(L, (int)c->n_nodes, 0);       /* 5: all proxies */
+  lua_createtable(L, 0, (int)(c->n_nodes * 2)); /* next node cache */
+  for (size_t i = 0; i < c->n_nodes; i++) {
+    policy_push_cached_node(L, st, c->nodes[i], 6);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 5, (lua_Integer)i + 1);
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_rawset(L, 4);
+    if (c->nodes[i]->meta.name != NULL) {
+      lua_pushstring(L, c->nodes[i]->meta.name);
+      lua_pushinteger(L, (lua_Integer)i);
+      lua_rawset(L, 4);
+    }
+  }
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->node_ref); /* pops the cache */
+  st->node_cached = 0;
+  lua_pushvalue(L, 5);
+  policy_ro_wrap_fast(L);                        /* 6 */
+  /* Remember the set; without memory the tables are simply not kept. */
+  objs = mem_calloc(c->n_nodes ? c->n_nodes : 1, sizeof(*objs));
+  for (size_t i = 0; i < st->be_n; i++)
+    obj_unref(st->be_objs[i]);
+  mem_free(st->be_objs);
+  st->be_objs = objs;
+  st->be_n = 0;
+  if (objs == NULL)
+    return;
+  for (size_t i = 0; i < c->n_nodes; i++)
+    objs[i] = obj_ref(&c->nodes[i]->meta);
+  st->be_n = c->n_nodes;
+  lua_createtable(L, 3, 0);
+  for (int k = 1; k <= 3; k++) {
+    lua_pushvalue(L, 3 + k);
+    lua_rawseti(L, -2, k);
+  }
+  lua_rawseti(L, LUA_REGISTRYINDEX, st->be_ref);
+}
+
 /* backend_nodes: each file filters what the previous one kept. */
 static void policy_run_backends(lua_State *L, struct policy_run *r)
 {
   const struct policy_call *c = r->call;
   const struct policy_set *set = r->st->set;
-  int idx, list;
-  bool *seen;
+  const int idx = 4, list = 5, view = 6;
+  bool *seen, all = true;
 
   policy_push_cached_service(L, r->st, c->svc); /* 1 */
   lua_pushnil(L);                               /* 2: the node list */
   policy_push_cached_ctx(L, r->st, c->ctx);     /* 3 */
-  lua_createtable(L, 0, (int)(c->n_nodes * 2)); /* 4: proxy/name -> i */
-  idx = 4;
-  lua_createtable(L, (int)c->n_nodes, 0);       /* 5: all proxies */
-  list = 5;
-  seen = lua_newuserdatauv(L, c->n_nodes ? c->n_nodes : 1, 0); /* 6 */
-  lua_createtable(L, 0, (int)(c->n_nodes * 2)); /* 7: next node cache */
-  for (size_t i = 0; i < c->n_nodes; i++) {
+  policy_push_backend_tables(L, r->st, c);      /* 4, 5, 6 */
+  seen = lua_newuserdatauv(L, c->n_nodes ? c->n_nodes : 1, 0); /* 7 */
+  for (size_t i = 0; i < c->n_nodes; i++)
     c->keep[i] = true;
-    policy_push_cached_node(L, r->st, c->nodes[i], 7);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, list, (lua_Integer)i + 1);
-    lua_pushinteger(L, (lua_Integer)i);
-    lua_rawset(L, idx);
-    if (c->nodes[i]->meta.name != NULL) {
-      lua_pushstring(L, c->nodes[i]->meta.name);
-      lua_pushinteger(L, (lua_Integer)i);
-      lua_rawset(L, idx);
-    }
-  }
-  lua_rawseti(L, LUA_REGISTRYINDEX, r->st->node_ref); /* pops 7 */
-  r->st->node_cached = 0;
   r->outcome = POLICY_DEFAULT;
   for (size_t f = 0; f < set->n; f++) {
     lua_Integer len;
@@ -863,14 +915,19 @@ static void policy_run_backends(lua_State *L, struct policy_run *r)
     if (policy_hook_ref(r->st, POLICY_HOOK_BACKENDS, f) == LUA_NOREF)
       continue;
     r->outcome = POLICY_OK;
-    /* the input: what is still kept, in the original order */
-    lua_newtable(L);
-    len = 0;
-    for (size_t i = 0; i < c->n_nodes; i++) {
-      if (!c->keep[i])
-        continue;
-      lua_rawgeti(L, list, (lua_Integer)i + 1);
-      lua_rawseti(L, -2, ++len);
+    /* the input: what is still kept, in the original order (the shared
+     * list itself while nothing was dropped) */
+    if (all) {
+      lua_pushvalue(L, view);
+    } else {
+      lua_newtable(L);
+      len = 0;
+      for (size_t i = 0; i < c->n_nodes; i++) {
+        if (!c->keep[i])
+          continue;
+        lua_rawgeti(L, list, (lua_Integer)i + 1);
+        lua_rawseti(L, -2, ++len);
+      }
     }
     lua_replace(L, 2);
     policy_call_file(L, r, f, 1, 3);
@@ -881,6 +938,10 @@ static void policy_run_backends(lua_State *L, struct policy_run *r)
       policy_bad_result(L, r, f, "a list of nodes or node names");
     lua_pop(L, 1);
     if (got == 0) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (lua_rawequal(L, -1, 2)) { /* its input, as is: nothing dropped */
       lua_pop(L, 1);
       continue;
     }
@@ -905,8 +966,10 @@ static void policy_run_backends(lua_State *L, struct policy_run *r)
       seen[i] = 1;
       lua_pop(L, 1);
     }
-    for (size_t i = 0; i < c->n_nodes; i++)
+    for (size_t i = 0; i < c->n_nodes; i++) {
       c->keep[i] = c->keep[i] && seen[i];
+      all = all && c->keep[i];
+    }
     lua_pop(L, 1);
   }
   lua_settop(L, 0);

@@ -822,6 +822,86 @@ static int setup(void **state)
   return 0;
 }
 
+/* backend_nodes keeps the tables of the last node set: a different set
+ * (another Node, or a new version of one) is marshalled again, a policy
+ * that passes its input through keeps everything, and the shared input
+ * list is read-only, so no policy can change what the next call sees. */
+static const char backends_pass[] =
+    "return {\n"
+    "  backend_nodes = function(s, nodes)\n"
+    "    if s.annotations['test/drop'] then\n"
+    "      local out = {}\n"
+    "      for _, n in ipairs(nodes) do\n"
+    "        if n.name ~= s.annotations['test/drop'] then out[#out + 1] = n end\n"
+    "      end\n"
+    "      return out\n"
+    "    end\n"
+    "    if s.annotations['test/mutate'] then table.remove(nodes) end\n"
+    "    return nodes\n"
+    "  end,\n"
+    "}\n";
+
+static void test_backend_set_cache(void **state)
+{
+  struct tp_dir d;
+  const char *files[1];
+  struct policy_engine *pe;
+  struct obj_meta *pass = tp_service("web", NULL);
+  struct obj_meta *drop = tp_service("web", "\"test/drop\":\"n2\"");
+  struct obj_meta *mutate = tp_service("web", "\"test/mutate\":\"yes\"");
+  struct obj_meta *n[4] = {tp_node("n1", true), tp_node("n2", true),
+                           tp_node("n3", true), tp_node("n2", false)};
+  const struct obj_node *set1[3] = {obj_as_node(n[0]), obj_as_node(n[1]),
+                                    obj_as_node(n[2])};
+  /* the same names, n2 replaced by another object (a new version) */
+  const struct obj_node *set2[3] = {obj_as_node(n[0]), obj_as_node(n[3]),
+                                    obj_as_node(n[2])};
+  struct policy_error err;
+  bool keep[3];
+
+  (void)state;
+  assert_non_null(drop);
+  assert_non_null(mutate);
+  tp_dir_make(&d);
+  files[0] = tp_write(&d, "be.lua", backends_pass);
+  pe = engine(files, 1);
+  for (int round = 0; round < 2; round++) {
+    assert_int_equal(policy_backend_nodes(pe, obj_as_service(pass), set1, 3,
+                                          &pctx, keep, &err),
+                     POLICY_OK);
+    assert_true(keep[0] && keep[1] && keep[2]);
+    assert_int_equal(policy_backend_nodes(pe, obj_as_service(drop), set1, 3,
+                                          &pctx, keep, &err),
+                     POLICY_OK);
+    assert_true(keep[0] && !keep[1] && keep[2]);
+  }
+  /* a changed set: n2 is another object; dropping by name still works */
+  assert_int_equal(policy_backend_nodes(pe, obj_as_service(drop), set2, 3,
+                                        &pctx, keep, &err),
+                   POLICY_OK);
+  assert_true(keep[0] && !keep[1] && keep[2]);
+  assert_int_equal(policy_backend_nodes(pe, obj_as_service(pass), set2, 2,
+                                        &pctx, keep, &err),
+                   POLICY_OK);
+  assert_true(keep[0] && keep[1]);
+  /* the input cannot be changed; the next call still sees all three */
+  assert_int_equal(policy_backend_nodes(pe, obj_as_service(mutate), set1, 3,
+                                        &pctx, keep, &err),
+                   POLICY_ERROR);
+  assert_non_null(strstr(err.message, "read-only"));
+  assert_int_equal(policy_backend_nodes(pe, obj_as_service(pass), set1, 3,
+                                        &pctx, keep, &err),
+                   POLICY_OK);
+  assert_true(keep[0] && keep[1] && keep[2]);
+  policy_engine_free(pe);
+  obj_unref(pass);
+  obj_unref(drop);
+  obj_unref(mutate);
+  for (int i = 0; i < 4; i++)
+    obj_unref(n[i]);
+  tp_dir_remove(&d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -836,6 +916,7 @@ int main(void)
       cmocka_unit_test(test_watch_reloads),
       cmocka_unit_test(test_caches_follow_inputs),
       cmocka_unit_test(test_lazy_service_fields),
+      cmocka_unit_test(test_backend_set_cache),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
