@@ -116,6 +116,7 @@ struct aws_config {
   char *region, *cluster_id, *role_arn, *route_table_id, *vpc, *subnet_id,
       *elb_security_group, *cloud_config;
   bool disable_sg_ingress;
+  size_t describe_batch; /* instances per DescribeInstances, 1..500 */
   uint32_t families[2];
   size_t n_families; /* >= 1 after load (default ipv4) */
   struct aws_endpoint ep[AWS_SVC_COUNT]; /* resolved by aws_config_resolve */

@@ -402,6 +402,7 @@ int aws_config_load(const struct ccm_host_api *api, struct ccm_host *host,
               {"elb_security_group", &out->elb_security_group},
               {"cloud_config", &out->cloud_config}};
   size_t n = 0;
+  int64_t i64 = 0;
   bool b;
   int rc;
 
@@ -417,6 +418,17 @@ int aws_config_load(const struct ccm_host_api *api, struct ccm_host *host,
   } else if (rc != CCM_ERR_NOT_FOUND) {
     snprintf(err, errlen, "config disable_security_group_ingress: must be a "
              "boolean");
+    return CCM_ERR_INVALID;
+  }
+  /* describe_batch_size = 1 asks EC2 once per node (the bench's
+   * "without batching"); larger batches save calls at scale. */
+  out->describe_batch = AWS_DESCRIBE_BATCH;
+  rc = api->cfg_int(root, "describe_batch_size", &i64);
+  if (rc == CCM_OK && i64 >= 1 && i64 <= AWS_DESCRIBE_BATCH) {
+    out->describe_batch = (size_t)i64;
+  } else if (rc != CCM_ERR_NOT_FOUND) {
+    snprintf(err, errlen, "config describe_batch_size: must be an integer "
+             "1..%d", AWS_DESCRIBE_BATCH);
     return CCM_ERR_INVALID;
   }
   rc = api->cfg_list_len(root, "node_ip_families", &n);

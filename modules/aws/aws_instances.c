@@ -367,9 +367,11 @@ int aws_describe_instances_filtered(struct aws *aws, struct ccm_call *call,
 int aws_describe_instances(struct aws *aws, struct ccm_call *call,
                            const char *const *ids, size_t n_ids,
                            struct aws_instances *out) {
-  for (size_t start = 0; start < n_ids; start += AWS_DESCRIBE_BATCH) {
-    size_t n = n_ids - start < AWS_DESCRIBE_BATCH ? n_ids - start
-                                                  : AWS_DESCRIBE_BATCH;
+  size_t batch = aws->cfg.describe_batch > 0 ? aws->cfg.describe_batch
+                                              : AWS_DESCRIBE_BATCH;
+
+  for (size_t start = 0; start < n_ids; start += batch) {
+    size_t n = n_ids - start < batch ? n_ids - start : batch;
     struct aws_params p;
     struct aws_error err;
     unsigned f = 1;
@@ -404,8 +406,13 @@ static const char *const live_states[] = {"pending", "running",
 static int describe_by_names(struct aws *aws, struct ccm_call *call,
                              const char *const *names, size_t n,
                              struct aws_instances *out) {
-  for (size_t start = 0; start < n; start += AWS_NAME_BATCH) {
-    size_t k = n - start < AWS_NAME_BATCH ? n - start : AWS_NAME_BATCH;
+  size_t batch = aws->cfg.describe_batch > 0 &&
+                         aws->cfg.describe_batch < AWS_NAME_BATCH
+                     ? aws->cfg.describe_batch
+                     : AWS_NAME_BATCH;
+
+  for (size_t start = 0; start < n; start += batch) {
+    size_t k = n - start < batch ? n - start : batch;
     struct aws_instances found = {0};
     struct aws_params p;
     unsigned f = 1;

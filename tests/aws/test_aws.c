@@ -612,6 +612,21 @@ static void test_config_merge(void **state) {
   assert_string_equal(c.ep[AWS_SVC_STS].url,
                       "https://sts.us-west-2.amazonaws.com");
   assert_int_equal(c.n_families, 2);
+  assert_int_equal(c.describe_batch, AWS_DESCRIBE_BATCH);
+  aws_config_clear(api, &c);
+  cfg_down(&f);
+
+  /* describe_batch_size: 1 (one DescribeInstances per node) and 500. */
+  cfg_up(&f, "aws = { describe_batch_size = 1; };");
+  if (aws_config_load(api, f.host, &c, err, sizeof(err)) != CCM_OK)
+    fail_msg("%s", err);
+  assert_int_equal(c.describe_batch, 1);
+  aws_config_clear(api, &c);
+  cfg_down(&f);
+  cfg_up(&f, "aws = { describe_batch_size = 500; };");
+  if (aws_config_load(api, f.host, &c, err, sizeof(err)) != CCM_OK)
+    fail_msg("%s", err);
+  assert_int_equal(c.describe_batch, 500);
   aws_config_clear(api, &c);
   cfg_down(&f);
 
@@ -626,6 +641,12 @@ static void test_config_merge(void **state) {
        "config endpoints.elbv2: \"localhost:1\" is not an http(s) URL"},
       {"aws = { cloud_config = \"/nonexistent.conf\"; };",
        "cloud.conf /nonexistent.conf: cannot open"},
+      {"aws = { describe_batch_size = 0; };",
+       "config describe_batch_size: must be an integer 1..500"},
+      {"aws = { describe_batch_size = 501; };",
+       "config describe_batch_size: must be an integer 1..500"},
+      {"aws = { describe_batch_size = \"10\"; };",
+       "config describe_batch_size: must be an integer 1..500"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     cfg_up(&f, bad[i].text);

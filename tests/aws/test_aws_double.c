@@ -452,6 +452,46 @@ static void test_instances_states_and_batch(void **state) {
   env_clean();
 }
 
+/* describe_batch_size = 1: one DescribeInstances per node, by ID and by
+ * private DNS name alike (3 + 1 here; batched, 2), same answers. */
+static void test_instances_unbatched(void **state) {
+  struct fix f;
+  struct ccm_node a, c, s, nb;
+  struct ccm_instance_meta m[4];
+  struct ccm_instance_meta *out[4] = {&m[0], &m[1], &m[2], &m[3]};
+  const struct ccm_node *nodes[4] = {&a, &c, &s, &nb};
+  int status[4];
+  (void)state;
+
+  env_clean();
+  env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+                 "describe_batch_size = 1;") != CCM_OK)
+    fail_msg("init: %s", f.call.error);
+  reset(&f);
+  node_make(&a, "a", "aws:///us-east-1a/" ID_A);
+  node_make(&c, "c", "aws:///us-east-1c/i-0a1b2c3d4e5f60003");
+  node_make(&s, "s", "aws:////i-0a1b2c3d4e5f60004");
+  node_make(&nb, NODE_B, NULL);
+  memset(m, 0, sizeof(m));
+  assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
+                                                status),
+                   CCM_OK);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(status[i], CCM_OK);
+  assert_string_equal(m[1].provider_id,
+                      "aws:///us-east-1c/i-0a1b2c3d4e5f60003");
+  assert_string_equal(m[2].provider_id,
+                      "aws:///us-east-1a/i-0a1b2c3d4e5f60004");
+  assert_string_equal(m[3].zone, "us-east-1b");
+  assert_int_equal(calls(&f, "DescribeInstances"), 4);
+  for (int i = 0; i < 4; i++)
+    instance_meta_clear(&m[i]);
+  fix_down(&f);
+  env_clean();
+}
+
 /* Throttling from the double: retried within the budget, then throttled. */
 static void test_throttle_budget(void **state) {
   struct fix f;
@@ -883,6 +923,7 @@ int main(void) {
       cmocka_unit_test(test_assume_role),
       cmocka_unit_test(test_routes_blackhole),
       cmocka_unit_test(test_instances_states_and_batch),
+      cmocka_unit_test(test_instances_unbatched),
       cmocka_unit_test(test_throttle_budget),
       cmocka_unit_test(test_classic_elb),
       cmocka_unit_test(test_elb_unowned_group),
