@@ -363,12 +363,15 @@ bool aws_tags_in_cluster(const struct aws_kv *tags, size_t n,
                          const char *cluster);
 
 /* One ingress permission: protocol ("tcp", "icmp", "-1"), ports, and one
- * source: a CIDR or a security group. */
+ * source: a CIDR or a security group. desc is the rule's description (""
+ * = none); as in EC2 it is not part of the rule's identity. */
+#define AWS_SG_DESC_MAX 256 /* EC2 allows 255 characters */
 struct aws_sg_rule {
   char proto[8];
   int from, to;
   char source[64];
   bool source_is_group;
+  char desc[AWS_SG_DESC_MAX];
 };
 struct aws_sg {
   char *id, *name, *vpc;
@@ -385,7 +388,18 @@ struct aws_sgs {
 int aws_sg_describe(struct aws *aws, struct ccm_call *call,
                     const struct aws_params *params, struct aws_sgs *out);
 void aws_sgs_clear(const struct ccm_host_api *api, struct aws_sgs *l);
+/* Same protocol, ports and source (the description does not count). */
 bool aws_sg_has_rule(const struct aws_sg *sg, const struct aws_sg_rule *r);
+/* The node groups load balancers open: of each instance, its groups that
+ * carry kubernetes.io/cluster/<cluster> (owned or shared). Groups without
+ * the tag are never chosen. */
+bool aws_sg_for_nodes(const struct aws_sg *g,
+                      const struct aws_instances *insts, const char *cluster);
+/* DescribeSecurityGroups GroupId.N of the instances' groups; out gets the
+ * ones aws_sg_for_nodes chooses (nothing and no call when none). */
+int aws_sg_node_groups(struct aws *aws, struct ccm_call *call,
+                       const struct aws_instances *insts,
+                       const char *cluster, struct aws_sgs *out);
 /* Authorize/Revoke one rule; an existing (absent) rule is CCM_OK. */
 int aws_sg_authorize(struct aws *aws, struct ccm_call *call,
                      const char *group_id, const struct aws_sg_rule *r);

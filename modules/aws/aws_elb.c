@@ -662,43 +662,27 @@ static int managed_rules(struct aws *aws, struct ccm_call *call,
 }
 
 /* Open each node's cluster security group to the load balancer's group
- * (all protocols from that group). Only groups tagged for this cluster. */
+ * (all protocols from that group). Only groups tagged for this cluster
+ * (aws_sg_node_groups, the choice the NLB node rules share). */
 static int node_rules(struct aws *aws, struct ccm_call *call,
                       const struct aws_instances *insts, const char *lb_sg,
                       const char *cluster) {
   const struct ccm_host_api *api = aws->api;
-  struct strlist ids = {0};
   struct aws_sgs l = {0};
-  struct aws_params p;
   struct aws_sg_rule rule;
   int rc;
 
   if (aws->cfg.disable_sg_ingress || lb_sg == NULL)
     return CCM_OK;
-  for (size_t i = 0; i < insts->n; i++)
-    for (size_t j = 0; j < insts->items[i].n_groups; j++)
-      sl_add(api, &ids, insts->items[i].groups[j]);
-  if (ids.n == 0) {
-    sl_free(api, &ids);
-    return CCM_OK;
-  }
-  aws_params_init(&p, api);
-  for (size_t i = 0; i < ids.n; i++)
-    aws_params_addf(&p, ids.v[i], "GroupId.%zu", i + 1);
-  rc = aws_sg_describe(aws, call, &p, &l);
-  aws_params_clear(&p);
+  rc = aws_sg_node_groups(aws, call, insts, cluster, &l);
   memset(&rule, 0, sizeof(rule));
   snprintf(rule.proto, sizeof(rule.proto), "-1");
   rule.source_is_group = true;
   snprintf(rule.source, sizeof(rule.source), "%s", lb_sg);
-  for (size_t i = 0; rc == CCM_OK && i < l.n; i++) {
-    if (!aws_tags_in_cluster(l.items[i].tags, l.items[i].n_tags, cluster))
-      continue; /* never touch a group without this cluster's tag */
+  for (size_t i = 0; rc == CCM_OK && i < l.n; i++)
     if (!aws_sg_has_rule(&l.items[i], &rule))
       rc = aws_sg_authorize(aws, call, l.items[i].id, &rule);
-  }
   aws_sgs_clear(api, &l);
-  sl_free(api, &ids);
   return rc;
 }
 

@@ -1,8 +1,10 @@
 /*
  * aws_nlb.c: Network Load Balancers (ELBv2 2015-12-01) of the aws module:
  * get, ensure (load balancer, one target group per port, targets,
- * listeners, attributes), update_hosts and delete. It changes only load
- * balancers and target groups carrying kubernetes.io/cluster/<id>=owned.
+ * listeners, attributes, node security-group rules), update_hosts and
+ * delete. It changes only load balancers and target groups carrying
+ * kubernetes.io/cluster/<id>=owned, and in node groups tagged for the
+ * cluster only the rules carrying its kubernetes.io/rule/nlb descriptions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,11 @@
 #define NLB_LOCAL_HC_INTERVAL 10
 #define NLB_LOCAL_HC_THRESHOLD 2
 #define NLB_DEFAULT_SSL_POLICY "ELBSecurityPolicy-2016-08"
+#define NLB_MAX_SUBNETS 16
+/* Node security-group rule descriptions, as upstream writes them. */
+#define NLB_RULE_CLIENT "kubernetes.io/rule/nlb/client="
+#define NLB_RULE_HEALTH "kubernetes.io/rule/nlb/health="
+#define NLB_RULE_MTU "kubernetes.io/rule/nlb/mtu"
 
 /* A target group as described or as wanted. */
 struct nlb_tg {
@@ -50,6 +57,8 @@ struct nlb_want {
 struct nlb_lb {
   bool found;
   char arn[NLB_ARN], dns[256], scheme[32], type[16], vpc[64];
+  char subnets[NLB_MAX_SUBNETS][32]; /* AvailabilityZones/member/SubnetId */
+  size_t n_subnets;
 };
 
 struct nlb_state {
@@ -122,6 +131,14 @@ static void lb_read(const xmlNode *m, struct nlb_lb *lb) {
   aws_xml_path_text(m, "Scheme", lb->scheme, sizeof(lb->scheme));
   aws_xml_path_text(m, "Type", lb->type, sizeof(lb->type));
   aws_xml_path_text(m, "VpcId", lb->vpc, sizeof(lb->vpc));
+  lb->n_subnets = 0;
+  for (xmlNode *z = aws_xml_child(aws_xml_child(m, "AvailabilityZones"),
+                                  "member");
+       z != NULL && lb->n_subnets < NLB_MAX_SUBNETS;
+       z = aws_xml_next(z, "member"))
+    if (aws_xml_path_text(z, "SubnetId", lb->subnets[lb->n_subnets],
+                          sizeof(lb->subnets[0])))
+      lb->n_subnets++;
 }
 
 /* DescribeLoadBalancers Names.member.1; lb->found false when absent. */
@@ -1000,6 +1017,228 @@ static int reconcile(struct aws *aws, struct ccm_call *call,
   return rc;
 }
 
+/* ---- node security-group rules ------------------------------------------ */
+
+/* The rules this load balancer wants in each node group. */
+struct nlb_rules {
+  struct aws_sg_rule *v;
+  size_t n, cap;
+};
+
+static bool rule_same(const struct aws_sg_rule *a,
+                      const struct aws_sg_rule *b) {
+  return strcmp(a->proto, b->proto) == 0 && a->from == b->from &&
+         a->to == b->to && a->source_is_group == b->source_is_group &&
+         strcmp(a->source, b->source) == 0;
+}
+
+static bool rules_has(const struct nlb_rules *l, const struct aws_sg_rule *r) {
+  for (size_t i = 0; i < l->n; i++)
+    if (rule_same(&l->v[i], r))
+      return true;
+  return false;
+}
+
+/* Add a CIDR rule unless one with the same protocol, ports and source is
+ * wanted already (EC2 keeps one rule, and one description, per key). */
+static int rules_add(const struct ccm_host_api *api, struct nlb_rules *l,
+                     const char *proto, int from, int to, const char *cidr,
+                     const char *desc) {
+  struct aws_sg_rule r;
+  memset(&r, 0, sizeof(r));
+  snprintf(r.proto, sizeof(r.proto), "%s", proto);
+  r.from = from;
+  r.to = to;
+  snprintf(r.source, sizeof(r.source), "%s", cidr);
+  snprintf(r.desc, sizeof(r.desc), "%s", desc);
+  if (rules_has(l, &r))
+    return CCM_OK;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    struct aws_sg_rule *v = api->realloc(l->v, cap * sizeof(*v));
+    if (v == NULL)
+      return CCM_ERR_INTERNAL;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = r;
+  return CCM_OK;
+}
+
+/* DescribeSubnets for the load balancer's subnets: their IPv4 CIDRs. */
+static int subnet_cidrs(struct aws *aws, struct ccm_call *call,
+                        const struct nlb_lb *lb,
+                        char (*cidrs)[64], size_t *n) {
+  struct aws_params p;
+  xmlDoc *doc = NULL;
+  xmlNode *set;
+  int rc;
+
+  *n = 0;
+  if (lb->n_subnets == 0)
+    return CCM_OK;
+  aws_params_init(&p, aws->api);
+  for (size_t i = 0; i < lb->n_subnets; i++)
+    aws_params_addf(&p, lb->subnets[i], "SubnetId.%zu", i + 1);
+  rc = aws_query(aws, call, AWS_SVC_EC2, "DescribeSubnets", &p, &doc, NULL);
+  aws_params_clear(&p);
+  if (rc != CCM_OK)
+    return rc;
+  set = aws_xml_child(xmlDocGetRootElement(doc), "subnetSet");
+  for (xmlNode *it = aws_xml_child(set, "item");
+       it != NULL && *n < NLB_MAX_SUBNETS; it = aws_xml_next(it, "item"))
+    if (aws_xml_path_text(it, "cidrBlock", cidrs[*n], 64))
+      (*n)++;
+  xmlFreeDoc(doc);
+  return CCM_OK;
+}
+
+/* Client rules (each port's NodePort from each source range), health
+ * rules (each health-check port from the subnets' CIDRs) and the shared
+ * ICMP fragmentation-needed rule from each source range. Without source
+ * ranges clients are 0.0.0.0/0, or the subnets' CIDRs when internal. */
+static int rules_want(struct aws *aws, struct ccm_call *call,
+                      const struct ccm_service *svc,
+                      const struct nlb_want *want, size_t n_want,
+                      const struct nlb_lb *lb, struct nlb_rules *out) {
+  const struct ccm_host_api *api = aws->api;
+  char subnets[NLB_MAX_SUBNETS][64];
+  char client[AWS_SG_DESC_MAX], health[AWS_SG_DESC_MAX];
+  const char *all = "0.0.0.0/0";
+  const char *ranges[NLB_MAX_SUBNETS];
+  const char *const *src;
+  size_t n_subnets = 0, n_src;
+  int rc = subnet_cidrs(aws, call, lb, subnets, &n_subnets);
+
+  if (rc != CCM_OK)
+    return rc;
+  snprintf(client, sizeof(client), "%s%s", NLB_RULE_CLIENT, svc->lb_name);
+  snprintf(health, sizeof(health), "%s%s", NLB_RULE_HEALTH, svc->lb_name);
+  if (svc->n_source_ranges > 0) {
+    src = svc->source_ranges;
+    n_src = svc->n_source_ranges;
+  } else if (strcmp(lb->scheme, "internal") == 0) {
+    for (size_t i = 0; i < n_subnets; i++)
+      ranges[i] = subnets[i];
+    src = ranges;
+    n_src = n_subnets;
+  } else {
+    src = &all;
+    n_src = 1;
+  }
+  for (size_t i = 0; rc == CCM_OK && i < n_want; i++) {
+    const struct nlb_tg *t = &want[i].tg;
+    const char *proto = strcasecmp(t->proto, "UDP") == 0 ? "udp" : "tcp";
+    int hc = t->port;
+    char *end;
+    if (strcmp(t->hc_port, "traffic-port") != 0) {
+      long v = strtol(t->hc_port, &end, 10);
+      hc = end != t->hc_port && *end == '\0' && v > 0 && v < 65536 ? (int)v
+                                                                   : -1;
+    }
+    for (size_t r = 0; rc == CCM_OK && r < n_src; r++)
+      if (strchr(src[r], ':') == NULL) /* IPv4 rules only */
+        rc = rules_add(api, out, proto, t->port, t->port, src[r], client);
+    for (size_t r = 0; rc == CCM_OK && hc > 0 && r < n_subnets; r++)
+      rc = rules_add(api, out, "tcp", hc, hc, subnets[r], health);
+  }
+  for (size_t r = 0; rc == CCM_OK && r < n_src; r++)
+    if (strchr(src[r], ':') == NULL)
+      rc = rules_add(api, out, "icmp", 3, 4, src[r], NLB_RULE_MTU);
+  return rc;
+}
+
+/* One group toward want (NULL: this load balancer wants nothing there).
+ * Rules without our descriptions are never revoked; the shared MTU rule
+ * goes only when no client rule of any NLB admits its source. */
+static int group_sync(struct aws *aws, struct ccm_call *call,
+                      const struct aws_sg *g, const struct nlb_rules *want,
+                      const char *lb_name) {
+  char client[AWS_SG_DESC_MAX], health[AWS_SG_DESC_MAX];
+  size_t prefix = strlen(NLB_RULE_CLIENT);
+  int rc = CCM_OK;
+
+  snprintf(client, sizeof(client), "%s%s", NLB_RULE_CLIENT, lb_name);
+  snprintf(health, sizeof(health), "%s%s", NLB_RULE_HEALTH, lb_name);
+  for (size_t i = 0; rc == CCM_OK && want != NULL && i < want->n; i++)
+    if (!aws_sg_has_rule(g, &want->v[i]))
+      rc = aws_sg_authorize(aws, call, g->id, &want->v[i]);
+  for (size_t i = 0; rc == CCM_OK && i < g->n_rules; i++) {
+    const struct aws_sg_rule *r = &g->rules[i];
+    bool wanted = want != NULL && rules_has(want, r);
+    bool stale = false;
+    if (r->source_is_group || wanted)
+      continue;
+    if (strcmp(r->desc, client) == 0 || strcmp(r->desc, health) == 0) {
+      stale = true;
+    } else if (strcmp(r->desc, NLB_RULE_MTU) == 0) {
+      stale = true;
+      for (size_t j = 0; stale && j < g->n_rules; j++) {
+        const struct aws_sg_rule *o = &g->rules[j];
+        if (strncmp(o->desc, NLB_RULE_CLIENT, prefix) == 0 &&
+            strcmp(o->desc, client) != 0 && !o->source_is_group &&
+            strcmp(o->source, r->source) == 0)
+          stale = false; /* another NLB's clients still use it */
+      }
+    }
+    if (stale)
+      rc = aws_sg_revoke(aws, call, g->id, r);
+  }
+  return rc;
+}
+
+/* Every security group tagged for the cluster toward this load balancer's
+ * rules: the node groups (aws_sg_for_nodes) get want, the others lose our
+ * rules. want NULL (delete): every group loses them. */
+static int node_rules_sync(struct aws *aws, struct ccm_call *call,
+                           const struct ccm_service *svc, const char *cluster,
+                           const struct aws_instances *insts,
+                           const struct nlb_rules *want) {
+  const struct ccm_host_api *api = aws->api;
+  struct aws_sgs l = {0};
+  struct aws_params p;
+  char key[300];
+  const char *k = key;
+  unsigned f = 1;
+  int rc;
+
+  if (aws->cfg.disable_sg_ingress)
+    return CCM_OK;
+  snprintf(key, sizeof(key), "%s%s", AWS_CLUSTER_TAG_PREFIX, cluster);
+  aws_params_init(&p, api);
+  aws_params_filter(&p, &f, "tag-key", &k, 1);
+  rc = aws_sg_describe(aws, call, &p, &l);
+  aws_params_clear(&p);
+  for (size_t i = 0; rc == CCM_OK && i < l.n; i++) {
+    const struct aws_sg *g = &l.items[i];
+    bool node = want != NULL && insts != NULL &&
+                aws_sg_for_nodes(g, insts, cluster);
+    if (!aws_tags_in_cluster(g->tags, g->n_tags, cluster))
+      continue; /* the filter said so; never trust it to touch others */
+    rc = group_sync(aws, call, g, node ? want : NULL, svc->lb_name);
+  }
+  aws_sgs_clear(api, &l);
+  return rc;
+}
+
+/* Ensure and update_hosts: the wanted rules in the nodes' groups. */
+static int node_rules(struct aws *aws, struct ccm_call *call,
+                      const struct ccm_service *svc, const char *cluster,
+                      const struct nlb_want *want, size_t n_want,
+                      const struct nlb_lb *lb,
+                      const struct aws_instances *insts) {
+  struct nlb_rules rules = {0};
+  int rc;
+
+  if (aws->cfg.disable_sg_ingress)
+    return CCM_OK;
+  rc = rules_want(aws, call, svc, want, n_want, lb, &rules);
+  if (rc == CCM_OK)
+    rc = node_rules_sync(aws, call, svc, cluster, insts, &rules);
+  aws->api->free(rules.v);
+  return rc;
+}
+
 /* ---- operations ---------------------------------------------------------- */
 
 int aws_nlb_get(struct aws *aws, struct ccm_call *call,
@@ -1079,6 +1318,9 @@ int aws_nlb_ensure(struct aws *aws, struct ccm_call *call,
   if (rc == CCM_OK)
     rc = lb_attributes(aws, call, svc, lb.arn);
   if (rc == CCM_OK)
+    rc = node_rules(aws, call, svc, cluster, want, svc->n_ports, &lb,
+                    &insts);
+  if (rc == CCM_OK)
     rc = api->lb_add_ingress(out, NULL, lb.dns);
 out:
   state_free(api, &s);
@@ -1094,6 +1336,7 @@ int aws_nlb_update_hosts(struct aws *aws, struct ccm_call *call,
   const struct ccm_host_api *api = aws->api;
   const char *cluster = aws_cluster(aws, svc->cluster_name);
   struct aws_instances insts = {0};
+  struct nlb_want *want = NULL;
   struct nlb_state s = {0};
   struct nlb_lb lb;
   int rc = lb_describe(aws, call, svc->lb_name, &lb);
@@ -1110,6 +1353,17 @@ int aws_nlb_update_hosts(struct aws *aws, struct ccm_call *call,
     if (s.tgs[i].owned)
       rc = targets_sync(aws, call, s.tgs[i].arn, s.tgs[i].port, &insts,
                         false);
+  /* New nodes may bring new groups; the rules follow them. */
+  if (rc == CCM_OK && !aws->cfg.disable_sg_ingress && svc->n_ports > 0 &&
+      svc->n_ports <= 50) {
+    want = api->calloc(svc->n_ports, sizeof(*want));
+    rc = want == NULL ? CCM_ERR_INTERNAL
+                      : want_ports(aws, call, svc, cluster, want);
+    if (rc == CCM_OK)
+      rc = node_rules(aws, call, svc, cluster, want, svc->n_ports, &lb,
+                      &insts);
+  }
+  api->free(want);
   aws_instances_clear(api, &insts);
   state_free(api, &s);
   return rc;
@@ -1183,8 +1437,12 @@ int aws_nlb_delete(struct aws *aws, struct ccm_call *call,
 
   if (rc != CCM_OK)
     return rc;
-  if (!lb.found) /* absent; groups of a failed ensure still go */
-    return sweep_orphans(aws, call, svc, cluster, &s);
+  if (!lb.found) { /* absent; what a failed ensure or delete left goes */
+    rc = sweep_orphans(aws, call, svc, cluster, &s);
+    if (rc == CCM_OK)
+      rc = node_rules_sync(aws, call, svc, cluster, NULL, NULL);
+    return rc;
+  }
   arn = lb.arn;
   if (strcmp(lb.type, "network") == 0)
     rc = tags_owned(aws, call, &arn, 1, cluster, &owned, NULL, NULL);
@@ -1206,6 +1464,8 @@ int aws_nlb_delete(struct aws *aws, struct ccm_call *call,
   for (size_t i = 0; rc == CCM_OK && i < s.n_tgs; i++)
     if (s.tgs[i].owned)
       rc = tg_delete(aws, call, s.tgs[i].arn);
+  if (rc == CCM_OK)
+    rc = node_rules_sync(aws, call, svc, cluster, NULL, NULL);
   if (rc == CCM_OK)
     rc = sweep_orphans(aws, call, svc, cluster, &s);
   if (rc == CCM_OK)

@@ -129,6 +129,8 @@ static bool parse_rules(const struct ccm_host_api *api, const xmlNode *item,
     for (xmlNode *r = aws_xml_child(aws_xml_child(p, "ipRanges"), "item");
          r != NULL; r = aws_xml_next(r, "item")) {
       struct aws_sg_rule one = base;
+      if (!aws_xml_path_text(r, "description", one.desc, sizeof(one.desc)))
+        one.desc[0] = '\0'; /* absent, or longer than EC2 allows */
       if (aws_xml_path_text(r, "cidrIp", one.source, sizeof(one.source)) &&
           !add_rule(api, g, &one))
         return false;
@@ -137,6 +139,8 @@ static bool parse_rules(const struct ccm_host_api *api, const xmlNode *item,
          r != NULL; r = aws_xml_next(r, "item")) {
       struct aws_sg_rule one = base;
       one.source_is_group = true;
+      if (!aws_xml_path_text(r, "description", one.desc, sizeof(one.desc)))
+        one.desc[0] = '\0';
       if (aws_xml_path_text(r, "groupId", one.source, sizeof(one.source)) &&
           !add_rule(api, g, &one))
         return false;
@@ -196,6 +200,60 @@ bool aws_sg_has_rule(const struct aws_sg *sg, const struct aws_sg_rule *r) {
   return false;
 }
 
+bool aws_sg_for_nodes(const struct aws_sg *g,
+                      const struct aws_instances *insts,
+                      const char *cluster) {
+  if (!aws_tags_in_cluster(g->tags, g->n_tags, cluster))
+    return false; /* never touch a group without this cluster's tag */
+  for (size_t i = 0; i < insts->n; i++)
+    for (size_t j = 0; j < insts->items[i].n_groups; j++)
+      if (strcmp(insts->items[i].groups[j], g->id) == 0)
+        return true;
+  return false;
+}
+
+int aws_sg_node_groups(struct aws *aws, struct ccm_call *call,
+                       const struct aws_instances *insts,
+                       const char *cluster, struct aws_sgs *out) {
+  const struct ccm_host_api *api = aws->api;
+  struct aws_sgs all = {0};
+  struct aws_params p;
+  size_t n_ids = 0;
+  int rc;
+
+  aws_params_init(&p, api);
+  for (size_t i = 0; i < insts->n; i++)
+    for (size_t j = 0; j < insts->items[i].n_groups; j++) {
+      const char *id = insts->items[i].groups[j];
+      bool seen = false;
+      for (size_t k = 0; !seen && k < p.n; k++)
+        seen = strcmp(p.items[k].value, id) == 0;
+      if (!seen)
+        aws_params_addf(&p, id, "GroupId.%zu", ++n_ids);
+    }
+  if (n_ids == 0) {
+    aws_params_clear(&p);
+    return CCM_OK;
+  }
+  rc = aws_sg_describe(aws, call, &p, &all);
+  aws_params_clear(&p);
+  for (size_t i = 0; rc == CCM_OK && i < all.n; i++) {
+    struct aws_sg *g;
+    if (!aws_sg_for_nodes(&all.items[i], insts, cluster))
+      continue;
+    g = api->realloc(out->items, (out->n + 1) * sizeof(*g));
+    if (g == NULL) {
+      rc = CCM_ERR_INTERNAL;
+      break;
+    }
+    out->items = g;
+    out->items[out->n++] = all.items[i]; /* moved */
+    memset(&all.items[i], 0, sizeof(all.items[i]));
+  }
+  aws_sgs_clear(api, &all);
+  return rc;
+}
+
 static void rule_params(struct aws_params *p, const char *group_id,
                         const struct aws_sg_rule *r) {
   char num[16];
@@ -207,10 +265,15 @@ static void rule_params(struct aws_params *p, const char *group_id,
     snprintf(num, sizeof(num), "%d", r->to);
     aws_params_add(p, "IpPermissions.1.ToPort", num);
   }
-  if (r->source_is_group)
+  if (r->source_is_group) {
     aws_params_add(p, "IpPermissions.1.Groups.1.GroupId", r->source);
-  else
+    if (r->desc[0] != '\0')
+      aws_params_add(p, "IpPermissions.1.Groups.1.Description", r->desc);
+  } else {
     aws_params_add(p, "IpPermissions.1.IpRanges.1.CidrIp", r->source);
+    if (r->desc[0] != '\0')
+      aws_params_add(p, "IpPermissions.1.IpRanges.1.Description", r->desc);
+  }
 }
 
 static int rule_call(struct aws *aws, struct ccm_call *call,

@@ -883,6 +883,293 @@ static void test_nlb_invalid(void **state) {
   env_clean();
 }
 
+/* ---- node security-group rules ------------------------------------------ */
+
+#define NODE_SG "sg-0a1b2c3d4e5f60301"
+#define CP_SG "sg-0a1b2c3d4e5f60302"
+#define UNTAGGED_SG "sg-0a1b2c3d4e5f60303"
+#define DESC_CLIENT "kubernetes.io/rule/nlb/client="
+#define DESC_HEALTH "kubernetes.io/rule/nlb/health="
+#define DESC_MTU "kubernetes.io/rule/nlb/mtu"
+
+static cJSON *sg_ingress(cJSON *st, const char *sg) {
+  cJSON *g = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "security_groups"),
+                                 sg);
+  assert_non_null(g);
+  return cJSON_GetObjectItem(g, "ingress");
+}
+
+/* The description of the CIDR rule (proto, from, src) in sg: NULL when
+ * there is no such rule, "" when it has no description. */
+static const char *sg_rule_desc(cJSON *st, const char *sg, const char *proto,
+                                int from, const char *src) {
+  cJSON *r;
+  cJSON_ArrayForEach(r, sg_ingress(st, sg)) {
+    if (strcmp(str_at(r, "proto"), proto) == 0 && int_at(r, "from") == from &&
+        strcmp(str_at(r, "kind"), "cidr") == 0 &&
+        strcmp(str_at(r, "src"), src) == 0) {
+      const char *d = str_at(r, "desc");
+      return d != NULL ? d : "";
+    }
+  }
+  return NULL;
+}
+
+/* Rules in sg whose description is prefix followed by lb ("" = exact). */
+static int sg_desc_count(cJSON *st, const char *sg, const char *prefix,
+                         const char *lb) {
+  char want[256];
+  cJSON *r;
+  int n = 0;
+  snprintf(want, sizeof(want), "%s%s", prefix, lb);
+  cJSON_ArrayForEach(r, sg_ingress(st, sg)) {
+    const char *d = str_at(r, "desc");
+    if (d != NULL && strcmp(d, want) == 0)
+      n++;
+  }
+  return n;
+}
+
+static bool desc_is(const char *have, const char *prefix, const char *lb) {
+  char want[256];
+  snprintf(want, sizeof(want), "%s%s", prefix, lb);
+  return have != NULL && strcmp(have, want) == 0;
+}
+
+/* A CIDR rule put in place by someone else (desc may be NULL). */
+static void rule_plant(struct fix *f, const char *sg, int port,
+                       const char *cidr, const char *desc) {
+  struct aws_sg_rule r;
+  memset(&r, 0, sizeof(r));
+  snprintf(r.proto, sizeof(r.proto), "tcp");
+  r.from = r.to = port;
+  snprintf(r.source, sizeof(r.source), "%s", cidr);
+  if (desc != NULL)
+    snprintf(r.desc, sizeof(r.desc), "%s", desc);
+  assert_int_equal(aws_sg_authorize(f->aws, &f->call, sg, &r), CCM_OK);
+}
+
+/* Ensure opens the nodes' cluster group (client, health and MTU rules with
+ * upstream's descriptions) and nothing else; a second ensure makes no
+ * mutating call; a source-range change replaces the client and MTU rules;
+ * update_hosts follows the nodes' groups; delete revokes ours. */
+static void test_nlb_node_rules(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  const char *lb = "anoderules000000000000000000000a";
+  const char *ranges[] = {"203.0.113.0/24", "198.51.100.0/24"};
+  const char *pub[] = {"10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"};
+  char which[2048];
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"),
+                      DESC_CLIENT, lb));
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30443, "0.0.0.0/0"),
+                      DESC_CLIENT, lb));
+  for (int i = 0; i < 3; i++) {
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, pub[i]),
+                        DESC_HEALTH, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30443, pub[i]),
+                        DESC_HEALTH, lb));
+  }
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "icmp", 3, "0.0.0.0/0"),
+                      DESC_MTU, ""));
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lb), 2);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 6);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 1);
+  /* The seed's own rules stay; groups without nodes are left alone. */
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2 + 9);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, CP_SG)), 1);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, UNTAGGED_SG)), 1);
+  cJSON_Delete(d);
+
+  /* Idempotent. */
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_OK);
+  lb_status_clear(&st);
+  if (mutating_calls(&f, which, sizeof(which)) != 0)
+    fail_msg("second ensure changed something: %s", which);
+
+  /* Source ranges: the client and MTU rules follow, health stays. */
+  s.svc.source_ranges = ranges;
+  s.svc.n_source_ranges = 2;
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 6);
+  assert_int_equal(calls(&f, "RevokeSecurityGroupIngress"), 3);
+  d = state_get(&f);
+  assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
+  assert_null(sg_rule_desc(d, NODE_SG, "icmp", 3, "0.0.0.0/0"));
+  for (int i = 0; i < 2; i++) {
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, ranges[i]),
+                        DESC_CLIENT, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30443, ranges[i]),
+                        DESC_CLIENT, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "icmp", 3, ranges[i]),
+                        DESC_MTU, ""));
+  }
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lb), 4);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 6);
+  cJSON_Delete(d);
+
+  /* No nodes: the group hosts none of ours, so our rules leave it; the
+   * nodes come back and so do the rules. */
+  s.list.n_nodes = 0;
+  assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
+                   CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
+  cJSON_Delete(d);
+  s.list.n_nodes = 2;
+  assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
+                   CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lb), 4);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 6);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 2);
+  cJSON_Delete(d);
+
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Two NLBs share the node group and its MTU rule: deleting the first
+ * keeps the MTU rule, the second takes it. A rule without our description
+ * (even on one of our ports) and our description in a group without the
+ * cluster tag are never touched. */
+static void test_nlb_node_rules_shared(void **state) {
+  struct fix f;
+  struct nlbsvc a, b;
+  struct ccm_lb_status st = {0};
+  const char *lba = "anoderulesshared0000000000000001";
+  const char *lbb = "anoderulesshared0000000000000002";
+  char desc[256];
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&a, lba);
+  nlbsvc_make(&b, lbb);
+  b.svc.name = "api";
+  b.port80.node_port = 31080;
+  b.port443.node_port = 31443;
+  snprintf(desc, sizeof(desc), "%s%s", DESC_CLIENT, lba);
+  rule_plant(&f, NODE_SG, 30080, "0.0.0.0/0", NULL);
+  rule_plant(&f, UNTAGGED_SG, 30443, "0.0.0.0/0", desc);
+
+  if (f.p->lb_ensure(f.aws, &f.call, &a.svc, &a.list, &st) != CCM_OK)
+    fail_msg("ensure a: %s", f.call.error);
+  lb_status_clear(&st);
+  if (f.p->lb_ensure(f.aws, &f.call, &b.svc, &b.list, &st) != CCM_OK)
+    fail_msg("ensure b: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  /* The undescribed rule already admits 30080: left as it is. */
+  assert_string_equal(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"),
+                      "");
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lba), 1);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lbb), 2);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lbb), 6);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 1);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, UNTAGGED_SG)), 2);
+  cJSON_Delete(d);
+
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &a.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lba), 0);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lba), 0);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lbb), 2);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lbb), 6);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 1);
+  assert_string_equal(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"),
+                      "");
+  assert_true(desc_is(sg_rule_desc(d, UNTAGGED_SG, "tcp", 30443,
+                                   "0.0.0.0/0"), DESC_CLIENT, lba));
+  cJSON_Delete(d);
+
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &b.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 0);
+  /* The seed's two rules and the undescribed one. */
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 3);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, UNTAGGED_SG)), 2);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
+/* Internal with eTP Local: clients default to the subnets' CIDRs, the
+ * health rule is for the health-check node port, and a UDP port gets a
+ * UDP client rule. */
+static void test_nlb_node_rules_internal(void **state) {
+  struct fix f;
+  struct nlbsvc s;
+  struct ccm_lb_status st = {0};
+  struct ccm_service_port udp;
+  const struct ccm_service_port *ports[2];
+  const char *lb = "anoderulesinternal00000000000001";
+  const char *priv[] = {"10.0.128.0/20", "10.0.144.0/20", "10.0.160.0/20"};
+  char which[2048];
+  cJSON *d;
+  (void)state;
+
+  nlb_fix(&f);
+  nlbsvc_make(&s, lb);
+  udp = (struct ccm_service_port){sizeof(udp), "dns", CCM_PROTO_UDP, 53,
+                                  30053};
+  ports[0] = &s.port80;
+  ports[1] = &udp;
+  s.svc.ports = ports;
+  s.svc.n_ports = 2;
+  nlbsvc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
+  s.svc.external_traffic_local = true;
+  s.svc.health_check_node_port = 32000;
+  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
+    fail_msg("ensure: %s", f.call.error);
+  lb_status_clear(&st);
+  d = state_get(&f);
+  for (int i = 0; i < 3; i++) {
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, priv[i]),
+                        DESC_CLIENT, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "udp", 30053, priv[i]),
+                        DESC_CLIENT, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 32000, priv[i]),
+                        DESC_HEALTH, lb));
+    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "icmp", 3, priv[i]),
+                        DESC_MTU, ""));
+  }
+  assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
+  assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 3);
+  cJSON_Delete(d);
+  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
+                   CCM_OK);
+  lb_status_clear(&st);
+  if (mutating_calls(&f, which, sizeof(which)) != 0)
+    fail_msg("second ensure changed something: %s", which);
+  assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
+  d = state_get(&f);
+  assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
+  cJSON_Delete(d);
+  fix_down(&f);
+  env_clean();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_nlb_lifecycle),
@@ -892,6 +1179,9 @@ int main(void) {
       cmocka_unit_test(test_nlb_partial),
       cmocka_unit_test(test_nlb_invalid),
       cmocka_unit_test(test_nlb_type_switch),
+      cmocka_unit_test(test_nlb_node_rules),
+      cmocka_unit_test(test_nlb_node_rules_shared),
+      cmocka_unit_test(test_nlb_node_rules_internal),
   };
   int rc;
   if (http_global_init() != 0)

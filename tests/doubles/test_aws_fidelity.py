@@ -343,6 +343,25 @@ class Fidelity:
                           "referenced group -> DependencyViolation", 400, GroupId=sg)
         ec2.revoke_security_group_ingress(GroupId=NODE_SG, IpPermissions=[
             {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg}]}])
+        # NLB node rules: a described rule round-trips, the cluster's groups are found by
+        # tag-key, and a revoke that carries the description removes it.
+        nlb_desc = "kubernetes.io/rule/nlb/client=afidelity"
+        ec2.authorize_security_group_ingress(GroupId=NODE_SG, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 30080, "ToPort": 30080,
+             "IpRanges": [{"CidrIp": "203.0.113.0/24", "Description": nlb_desc}]}])
+        r = ec2.describe_security_groups(Filters=[{"Name": "tag-key", "Values": [CLUSTER_TAG]}])
+        ids = [g["GroupId"] for g in r["SecurityGroups"]]
+        self.check(NODE_SG in ids, "tag-key filter finds the node group", ids)
+        g = [x for x in r["SecurityGroups"] if x["GroupId"] == NODE_SG][0]
+        self.eq([rg.get("Description") for p in g["IpPermissions"]
+                 if p.get("FromPort") == 30080 for rg in p["IpRanges"]], [nlb_desc],
+                "rule description round-trips")
+        ec2.revoke_security_group_ingress(GroupId=NODE_SG, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 30080, "ToPort": 30080,
+             "IpRanges": [{"CidrIp": "203.0.113.0/24", "Description": nlb_desc}]}])
+        r = ec2.describe_security_groups(GroupIds=[NODE_SG])
+        self.eq([p for p in r["SecurityGroups"][0]["IpPermissions"] if p.get("FromPort") == 30080],
+                [], "described rule revoked")
         self.expect_error(ec2.revoke_security_group_ingress, "InvalidPermission.NotFound",
                           "revoke missing rule -> InvalidPermission.NotFound", GroupId=NODE_SG,
                           IpPermissions=[{"IpProtocol": "-1",
