@@ -1093,16 +1093,54 @@ static int subnet_cidrs(struct aws *aws, struct ccm_call *call,
   return CCM_OK;
 }
 
+/* DescribeVpcs for the load balancer's VPC: its IPv4 CIDRs (the primary
+ * and the associated ones), where an internal load balancer's clients
+ * are, as upstream assumes. */
+static int vpc_cidrs(struct aws *aws, struct ccm_call *call,
+                     const struct nlb_lb *lb, char (*cidrs)[64], size_t *n) {
+  struct aws_params p;
+  xmlDoc *doc = NULL;
+  xmlNode *vpc, *assoc;
+  int rc;
+
+  *n = 0;
+  if (lb->vpc[0] == '\0')
+    return CCM_OK;
+  aws_params_init(&p, aws->api);
+  aws_params_add(&p, "VpcId.1", lb->vpc);
+  rc = aws_query(aws, call, AWS_SVC_EC2, "DescribeVpcs", &p, &doc, NULL);
+  aws_params_clear(&p);
+  if (rc != CCM_OK)
+    return rc;
+  vpc = aws_xml_child(aws_xml_child(xmlDocGetRootElement(doc), "vpcSet"),
+                      "item");
+  assoc = aws_xml_child(vpc, "cidrBlockAssociationSet");
+  for (xmlNode *it = aws_xml_child(assoc, "item");
+       it != NULL && *n < NLB_MAX_SUBNETS; it = aws_xml_next(it, "item")) {
+    char state[32] = "";
+    aws_xml_path_text(it, "cidrBlockState/state", state, sizeof(state));
+    if ((state[0] == '\0' || strcmp(state, "associated") == 0) &&
+        aws_xml_path_text(it, "cidrBlock", cidrs[*n], 64))
+      (*n)++;
+  }
+  if (*n == 0 && vpc != NULL &&
+      aws_xml_path_text(vpc, "cidrBlock", cidrs[0], 64))
+    *n = 1;
+  xmlFreeDoc(doc);
+  return CCM_OK;
+}
+
 /* Client rules (each port's NodePort from each source range), health
  * rules (each health-check port from the subnets' CIDRs) and the shared
  * ICMP fragmentation-needed rule from each source range. Without source
- * ranges clients are 0.0.0.0/0, or the subnets' CIDRs when internal. */
+ * ranges clients are 0.0.0.0/0, or the VPC's CIDRs when internal (the
+ * subnets' when the VPC is not known). */
 static int rules_want(struct aws *aws, struct ccm_call *call,
                       const struct ccm_service *svc,
                       const struct nlb_want *want, size_t n_want,
                       const struct nlb_lb *lb, struct nlb_rules *out) {
   const struct ccm_host_api *api = aws->api;
-  char subnets[NLB_MAX_SUBNETS][64];
+  char subnets[NLB_MAX_SUBNETS][64], vpcs[NLB_MAX_SUBNETS][64];
   char client[AWS_SG_DESC_MAX], health[AWS_SG_DESC_MAX];
   const char *all = "0.0.0.0/0";
   const char *ranges[NLB_MAX_SUBNETS];
@@ -1118,10 +1156,14 @@ static int rules_want(struct aws *aws, struct ccm_call *call,
     src = svc->source_ranges;
     n_src = svc->n_source_ranges;
   } else if (strcmp(lb->scheme, "internal") == 0) {
-    for (size_t i = 0; i < n_subnets; i++)
-      ranges[i] = subnets[i];
+    size_t n_vpc = 0;
+    rc = vpc_cidrs(aws, call, lb, vpcs, &n_vpc);
+    if (rc != CCM_OK)
+      return rc;
+    for (size_t i = 0; i < (n_vpc > 0 ? n_vpc : n_subnets); i++)
+      ranges[i] = n_vpc > 0 ? vpcs[i] : subnets[i];
     src = ranges;
-    n_src = n_subnets;
+    n_src = n_vpc > 0 ? n_vpc : n_subnets;
   } else {
     src = &all;
     n_src = 1;

@@ -1116,6 +1116,8 @@ static void test_nlb_node_rules_shared(void **state) {
 /* Internal with eTP Local: clients default to the subnets' CIDRs, the
  * health rule is for the health-check node port, and a UDP port gets a
  * UDP client rule. */
+#define VPC_CIDR "10.0.0.0/16" /* the seed's VPC */
+
 static void test_nlb_node_rules_internal(void **state) {
   struct fix f;
   struct nlbsvc s;
@@ -1143,15 +1145,18 @@ static void test_nlb_node_rules_internal(void **state) {
     fail_msg("ensure: %s", f.call.error);
   lb_status_clear(&st);
   d = state_get(&f);
+  /* clients: the VPC (upstream's default for internal); health checks:
+   * the load balancer's subnets */
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, VPC_CIDR),
+                      DESC_CLIENT, lb));
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "udp", 30053, VPC_CIDR),
+                      DESC_CLIENT, lb));
+  assert_true(desc_is(sg_rule_desc(d, NODE_SG, "icmp", 3, VPC_CIDR),
+                      DESC_MTU, ""));
   for (int i = 0; i < 3; i++) {
-    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, priv[i]),
-                        DESC_CLIENT, lb));
-    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "udp", 30053, priv[i]),
-                        DESC_CLIENT, lb));
+    assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, priv[i]));
     assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 32000, priv[i]),
                         DESC_HEALTH, lb));
-    assert_true(desc_is(sg_rule_desc(d, NODE_SG, "icmp", 3, priv[i]),
-                        DESC_MTU, ""));
   }
   assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 3);

@@ -742,6 +742,30 @@ class Ec2:
                 "instancesSet": [self.render_instance(i)]} for i in objs]
         return {"reservationSet": res, "nextToken": nxt}
 
+    def DescribeVpcs(self, p):
+        st = self.st
+        ids = plist(p, "VpcId")
+        for x in ids:
+            if x not in st.vpcs:
+                raise AwsError("InvalidVpcID.NotFound",
+                               "The vpc ID '%s' does not exist" % x)
+        objs = [st.vpcs[x] for x in ids] if ids else list(st.vpcs.values())
+        objs = apply_filters(objs, ec2_filters(p), {
+            "vpc-id": lambda o: o["id"], "cidr": lambda o: o["cidr"],
+            "cidr-block-association.cidr-block": lambda o: o["cidr"],
+            "state": lambda o: "available", "is-default": lambda o: "false"})
+        out = []
+        for v in objs:
+            out.append({"vpcId": v["id"], "state": "available", "cidrBlock": v["cidr"],
+                        "cidrBlockAssociationSet": [{
+                            "associationId": "vpc-cidr-assoc-" + v["id"][4:],
+                            "cidrBlock": v["cidr"],
+                            "cidrBlockState": {"state": "associated"}}],
+                        "dhcpOptionsId": "dopt-0a1b2c3d", "instanceTenancy": "default",
+                        "isDefault": False, "ownerId": st.account,
+                        "tagSet": tags_list(v.get("tags", {}))})
+        return {"vpcSet": out}
+
     def DescribeSubnets(self, p):
         st = self.st
         ids = plist(p, "SubnetId")
@@ -1206,7 +1230,7 @@ class Ec2:
                            "attribute or a value")
         return {"return": True}
 
-    OPS = ("DescribeInstances", "DescribeSubnets", "DescribeRouteTables",
+    OPS = ("DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables",
            "DescribeAvailabilityZones", "DescribeSecurityGroups", "CreateSecurityGroup",
            "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress",
            "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",

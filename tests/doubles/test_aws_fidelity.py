@@ -54,7 +54,7 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 # Every operation the aws module makes (reference section 1); each must succeed through boto3.
 REQUIRED = {
-    "ec2": ["DescribeInstances", "DescribeSubnets", "DescribeRouteTables",
+    "ec2": ["DescribeInstances", "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables",
             "DescribeAvailabilityZones", "DescribeSecurityGroups", "CreateSecurityGroup",
             "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
             "CreateTags", "DeleteTags", "CreateRoute", "DeleteRoute", "ReplaceRoute",
@@ -247,6 +247,13 @@ class Fidelity:
 
     def ec2_network(self):
         ec2 = self.ec2
+        r = ec2.describe_vpcs(VpcIds=[VPC])
+        vpcs = r["Vpcs"]
+        self.eq([v["VpcId"] for v in vpcs], [VPC], "describe_vpcs by id")
+        self.eq([a["CidrBlock"] for a in vpcs[0].get("CidrBlockAssociationSet", [])],
+                [vpcs[0].get("CidrBlock")], "VPC CIDR association")
+        self.expect_error(ec2.describe_vpcs, "InvalidVpcID.NotFound", "missing vpc",
+                          VpcIds=["vpc-0000000000000dead"])
         r = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [VPC]}])
         subs = {s["SubnetId"]: s for s in r["Subnets"]}
         self.eq(sorted(subs), sorted(PUB + PRIV), "describe_subnets by vpc-id")
