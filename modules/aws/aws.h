@@ -467,6 +467,14 @@ extern const struct ccm_name_rules aws_name_rules;
 /* The option named name in svc->options, or NULL. */
 const struct ccm_option_value *aws_option(const struct ccm_service *svc,
                                           const char *name);
+/* Typed option values: the default (NULL for strings and lists) when the
+ * option is absent or of another type; an empty list reads as absent. */
+const char *aws_opt_str(const struct ccm_service *svc, const char *name);
+bool aws_opt_bool(const struct ccm_service *svc, const char *name, bool dflt);
+int64_t aws_opt_int(const struct ccm_service *svc, const char *name,
+                    int64_t dflt);
+const struct ccm_option_value *aws_opt_list(const struct ccm_service *svc,
+                                            const char *name);
 
 /* ---- the instance -------------------------------------------------------- */
 struct aws {

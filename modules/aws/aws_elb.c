@@ -92,29 +92,6 @@ static bool sl_same(const struct strlist *a, const struct strlist *b) {
 
 /* ---- options ------------------------------------------------------------- */
 
-static const char *opt_str(const struct ccm_service *svc, const char *name) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_STRING ? o->string_value : NULL;
-}
-
-static bool opt_bool(const struct ccm_service *svc, const char *name,
-                     bool dflt) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_BOOL ? o->bool_value : dflt;
-}
-
-static int64_t opt_int(const struct ccm_service *svc, const char *name,
-                       int64_t dflt) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_INT ? o->int_value : dflt;
-}
-
-static const struct ccm_option_value *opt_list(const struct ccm_service *svc,
-                                               const char *name) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_STRING_LIST && o->list_len > 0 ? o
-                                                                       : NULL;
-}
 
 /* ---- the load balancer as described -------------------------------------- */
 
@@ -299,9 +276,9 @@ static bool port_listed(const struct ccm_option_value *ports,
 static int want_listeners(struct aws *aws, struct ccm_call *call,
                           const struct ccm_service *svc,
                           struct elb_listener *out) {
-  const char *cert = opt_str(svc, "ssl-cert");
-  const char *backend = opt_str(svc, "backend-protocol");
-  const struct ccm_option_value *ssl_ports = opt_list(svc, "ssl-ports");
+  const char *cert = aws_opt_str(svc, "ssl-cert");
+  const char *backend = aws_opt_str(svc, "backend-protocol");
+  const struct ccm_option_value *ssl_ports = aws_opt_list(svc, "ssl-ports");
   bool http = backend != NULL && (strcasecmp(backend, "http") == 0 ||
                                   strcasecmp(backend, "https") == 0);
 
@@ -361,9 +338,9 @@ static void listener_params(struct aws_params *p, size_t n,
 /* Health-check target and numbers from eTP and the options. */
 static void want_health(const struct ccm_service *svc, char *target,
                         size_t len, int hc[4]) {
-  const char *proto = opt_str(svc, "healthcheck-protocol");
-  const char *port = opt_str(svc, "healthcheck-port");
-  const char *path = opt_str(svc, "healthcheck-path");
+  const char *proto = aws_opt_str(svc, "healthcheck-protocol");
+  const char *port = aws_opt_str(svc, "healthcheck-port");
+  const char *path = aws_opt_str(svc, "healthcheck-path");
   unsigned first = svc->n_ports > 0 ? svc->ports[0]->node_port : 0;
 
   if (proto == NULL && svc->external_traffic_local &&
@@ -384,10 +361,10 @@ static void want_health(const struct ccm_service *svc, char *target,
     else
       snprintf(target, len, "%s:%u", up, hp);
   }
-  hc[0] = (int)opt_int(svc, "healthcheck-interval", ELB_HC_INTERVAL);
-  hc[1] = (int)opt_int(svc, "healthcheck-timeout", ELB_HC_TIMEOUT);
-  hc[2] = (int)opt_int(svc, "healthcheck-healthy-threshold", ELB_HC_HEALTHY);
-  hc[3] = (int)opt_int(svc, "healthcheck-unhealthy-threshold",
+  hc[0] = (int)aws_opt_int(svc, "healthcheck-interval", ELB_HC_INTERVAL);
+  hc[1] = (int)aws_opt_int(svc, "healthcheck-timeout", ELB_HC_TIMEOUT);
+  hc[2] = (int)aws_opt_int(svc, "healthcheck-healthy-threshold", ELB_HC_HEALTHY);
+  hc[3] = (int)aws_opt_int(svc, "healthcheck-unhealthy-threshold",
                        ELB_HC_UNHEALTHY);
 }
 
@@ -589,8 +566,8 @@ int aws_lb_subnets(struct aws *aws, struct ccm_call *call,
                    const char *cluster, bool internal, char ***ids,
                    size_t *n) {
   struct strlist l = {0};
-  int rc = opt_list(svc, "subnets") != NULL
-               ? subnets_named(aws, call, opt_list(svc, "subnets"), vpc, &l)
+  int rc = aws_opt_list(svc, "subnets") != NULL
+               ? subnets_named(aws, call, aws_opt_list(svc, "subnets"), vpc, &l)
                : subnets_choose(aws, call, vpc, cluster, internal, &l);
   if (rc == CCM_OK && l.oom)
     rc = CCM_ERR_INTERNAL;
@@ -764,15 +741,15 @@ static int sync_instances(struct aws *aws, struct ccm_call *call,
 static int sync_attributes(struct aws *aws, struct ccm_call *call,
                            const char *name, const struct ccm_service *svc) {
   const struct ccm_host_api *api = aws->api;
-  int idle = (int)opt_int(svc, "connection-idle-timeout", ELB_IDLE_TIMEOUT);
-  bool cross = opt_bool(svc, "cross-zone-load-balancing-enabled", false);
-  bool drain = opt_bool(svc, "connection-draining-enabled", false);
-  int drain_t = (int)opt_int(svc, "connection-draining-timeout",
+  int idle = (int)aws_opt_int(svc, "connection-idle-timeout", ELB_IDLE_TIMEOUT);
+  bool cross = aws_opt_bool(svc, "cross-zone-load-balancing-enabled", false);
+  bool drain = aws_opt_bool(svc, "connection-draining-enabled", false);
+  int drain_t = (int)aws_opt_int(svc, "connection-draining-timeout",
                              ELB_DRAIN_TIMEOUT);
-  bool logs = opt_bool(svc, "access-log-enabled", false);
-  int log_int = (int)opt_int(svc, "access-log-emit-interval", 60);
-  const char *bucket = opt_str(svc, "access-log-s3-bucket-name");
-  const char *prefix = opt_str(svc, "access-log-s3-bucket-prefix");
+  bool logs = aws_opt_bool(svc, "access-log-enabled", false);
+  int log_int = (int)aws_opt_int(svc, "access-log-emit-interval", 60);
+  const char *bucket = aws_opt_str(svc, "access-log-s3-bucket-name");
+  const char *prefix = aws_opt_str(svc, "access-log-s3-bucket-prefix");
   struct aws_params p;
   xmlDoc *doc = NULL;
   xmlNode *a;
@@ -858,7 +835,7 @@ static int policy_ensure(struct aws *aws, struct ccm_call *call,
 /* PROXY protocol on every instance port (option proxy-protocol), or off. */
 static int sync_proxy(struct aws *aws, struct ccm_call *call,
                       const struct ccm_service *svc, const struct elb *e) {
-  bool want = opt_bool(svc, "proxy-protocol", false);
+  bool want = aws_opt_bool(svc, "proxy-protocol", false);
   struct strlist ports = {0};
   struct aws_params p;
   int rc = CCM_OK;
@@ -893,7 +870,7 @@ static int sync_proxy(struct aws *aws, struct ccm_call *call,
 static int sync_ssl_policy(struct aws *aws, struct ccm_call *call,
                            const struct ccm_service *svc,
                            const struct elb *e) {
-  const char *pol = opt_str(svc, "ssl-negotiation-policy");
+  const char *pol = aws_opt_str(svc, "ssl-negotiation-policy");
   char name[128];
   struct aws_params p;
   int rc = CCM_OK;
@@ -932,7 +909,7 @@ static int sync_ssl_policy(struct aws *aws, struct ccm_call *call,
 
 static int check_type(struct aws *aws, struct ccm_call *call,
                       const struct ccm_service *svc) {
-  const char *type = opt_str(svc, "type");
+  const char *type = aws_opt_str(svc, "type");
   if (type != NULL && strcmp(type, "classic") != 0) {
     aws->api->call_set_error(call, "load-balancer type \"%s\" is not "
                              "supported by this module version (classic "
@@ -943,7 +920,7 @@ static int check_type(struct aws *aws, struct ccm_call *call,
 }
 
 bool aws_lb_is_nlb(const struct ccm_service *svc) {
-  const char *type = opt_str(svc, "type");
+  const char *type = aws_opt_str(svc, "type");
   return type != NULL && strcmp(type, "nlb") == 0;
 }
 
@@ -1009,8 +986,8 @@ static int want_sgs(struct aws *aws, struct ccm_call *call,
                     const char *cluster, const char *service,
                     struct strlist *out, char **managed) {
   const struct ccm_host_api *api = aws->api;
-  const struct ccm_option_value *given = opt_list(svc, "security-groups");
-  const struct ccm_option_value *extra = opt_list(svc, "extra-security-groups");
+  const struct ccm_option_value *given = aws_opt_list(svc, "security-groups");
+  const struct ccm_option_value *extra = aws_opt_list(svc, "extra-security-groups");
   char name[300], desc[600];
   int rc = CCM_OK;
 
@@ -1148,7 +1125,7 @@ static int elb_ensure(struct aws *aws, struct ccm_call *call,
   const struct ccm_host_api *api = aws->api;
   const char *cluster = aws_cluster(aws, svc->cluster_name);
   const char *name = svc->lb_name;
-  bool internal = opt_bool(svc, "internal", false);
+  bool internal = aws_opt_bool(svc, "internal", false);
   struct aws_instances insts = {0};
   struct strlist subnets = {0}, sgs = {0};
   struct elb_listener *want = NULL;
@@ -1206,8 +1183,8 @@ static int elb_ensure(struct aws *aws, struct ccm_call *call,
     if (rc != CCM_OK)
       goto out;
   }
-  if (opt_list(svc, "subnets") != NULL)
-    rc = subnets_named(aws, call, opt_list(svc, "subnets"), vpc, &subnets);
+  if (aws_opt_list(svc, "subnets") != NULL)
+    rc = subnets_named(aws, call, aws_opt_list(svc, "subnets"), vpc, &subnets);
   else
     rc = subnets_choose(aws, call, vpc, cluster, internal, &subnets);
   if (rc != CCM_OK)

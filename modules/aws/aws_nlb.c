@@ -70,29 +70,6 @@ struct nlb_state {
 
 /* ---- options ------------------------------------------------------------- */
 
-static const char *opt_str(const struct ccm_service *svc, const char *name) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_STRING ? o->string_value : NULL;
-}
-
-static bool opt_bool(const struct ccm_service *svc, const char *name,
-                     bool dflt) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_BOOL ? o->bool_value : dflt;
-}
-
-static int opt_int(const struct ccm_service *svc, const char *name,
-                   int dflt) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_INT ? (int)o->int_value : dflt;
-}
-
-static const struct ccm_option_value *opt_list(const struct ccm_service *svc,
-                                               const char *name) {
-  const struct ccm_option_value *o = aws_option(svc, name);
-  return o != NULL && o->type == CCM_OPT_STRING_LIST && o->list_len > 0 ? o
-                                                                       : NULL;
-}
 
 static void upper(char *dst, size_t len, const char *src) {
   size_t i;
@@ -340,9 +317,9 @@ static bool port_listed(const struct ccm_option_value *ports,
 /* Health check of every target group: upstream defaults, eTP Local
  * through the health-check node port, then the healthcheck-* options. */
 static void want_health(const struct ccm_service *svc, struct nlb_tg *t) {
-  const char *proto = opt_str(svc, "healthcheck-protocol");
-  const char *port = opt_str(svc, "healthcheck-port");
-  const char *path = opt_str(svc, "healthcheck-path");
+  const char *proto = aws_opt_str(svc, "healthcheck-protocol");
+  const char *port = aws_opt_str(svc, "healthcheck-port");
+  const char *path = aws_opt_str(svc, "healthcheck-path");
   bool local = svc->external_traffic_local && svc->health_check_node_port;
 
   snprintf(t->hc_proto, sizeof(t->hc_proto), "%s", local ? "HTTP" : "TCP");
@@ -365,10 +342,10 @@ static void want_health(const struct ccm_service *svc, struct nlb_tg *t) {
     snprintf(t->hc_path, sizeof(t->hc_path), "%s", path);
   else if (t->hc_path[0] == '\0')
     snprintf(t->hc_path, sizeof(t->hc_path), "/");
-  t->hc[0] = opt_int(svc, "healthcheck-interval", t->hc[0]);
-  t->hc[1] = opt_int(svc, "healthcheck-timeout", t->hc[1]);
-  t->hc[2] = opt_int(svc, "healthcheck-healthy-threshold", t->hc[2]);
-  t->hc[3] = opt_int(svc, "healthcheck-unhealthy-threshold", t->hc[3]);
+  t->hc[0] = aws_opt_int(svc, "healthcheck-interval", t->hc[0]);
+  t->hc[1] = aws_opt_int(svc, "healthcheck-timeout", t->hc[1]);
+  t->hc[2] = aws_opt_int(svc, "healthcheck-healthy-threshold", t->hc[2]);
+  t->hc[3] = aws_opt_int(svc, "healthcheck-unhealthy-threshold", t->hc[3]);
 }
 
 /* k8s-<ns<=8>-<svc<=8>-<hash10>; the hash covers what cannot change in
@@ -389,10 +366,10 @@ static void tg_name(const char *cluster, const struct ccm_service *svc,
 static int want_ports(struct aws *aws, struct ccm_call *call,
                       const struct ccm_service *svc, const char *cluster,
                       struct nlb_want *out) {
-  const char *cert = opt_str(svc, "ssl-cert");
-  const char *pol = opt_str(svc, "ssl-negotiation-policy");
-  const char *backend = opt_str(svc, "backend-protocol");
-  const struct ccm_option_value *ssl_ports = opt_list(svc, "ssl-ports");
+  const char *cert = aws_opt_str(svc, "ssl-cert");
+  const char *pol = aws_opt_str(svc, "ssl-negotiation-policy");
+  const char *backend = aws_opt_str(svc, "backend-protocol");
+  const struct ccm_option_value *ssl_ports = aws_opt_list(svc, "ssl-ports");
 
   for (size_t i = 0; i < svc->n_ports; i++) {
     const struct ccm_service_port *sp = svc->ports[i];
@@ -724,7 +701,7 @@ static bool listener_same(const struct nlb_listener *l,
 /* Target-group attributes from the option ("k=v" entries), on drift. */
 static int tg_attributes(struct aws *aws, struct ccm_call *call,
                          const struct ccm_service *svc, const char *arn) {
-  const struct ccm_option_value *o = opt_list(svc, "target-group-attributes");
+  const struct ccm_option_value *o = aws_opt_list(svc, "target-group-attributes");
   struct aws_params p;
   xmlDoc *doc = NULL;
   xmlNode *set;
@@ -774,10 +751,10 @@ static int tg_attributes(struct aws *aws, struct ccm_call *call,
 /* Cross-zone and access logs, on drift from the options (defaults off). */
 static int lb_attributes(struct aws *aws, struct ccm_call *call,
                          const struct ccm_service *svc, const char *arn) {
-  bool cross = opt_bool(svc, "cross-zone-load-balancing-enabled", false);
-  bool logs = opt_bool(svc, "access-log-enabled", false);
-  const char *bucket = opt_str(svc, "access-log-s3-bucket-name");
-  const char *prefix = opt_str(svc, "access-log-s3-bucket-prefix");
+  bool cross = aws_opt_bool(svc, "cross-zone-load-balancing-enabled", false);
+  bool logs = aws_opt_bool(svc, "access-log-enabled", false);
+  const char *bucket = aws_opt_str(svc, "access-log-s3-bucket-name");
+  const char *prefix = aws_opt_str(svc, "access-log-s3-bucket-prefix");
   struct {
     const char *key, *want;
   } a[4] = {{"load_balancing.cross_zone.enabled", cross ? "true" : "false"},
@@ -835,8 +812,8 @@ static int lb_create(struct aws *aws, struct ccm_call *call,
                      const char *cluster, const char *service, bool internal,
                      struct nlb_lb *lb) {
   const struct ccm_host_api *api = aws->api;
-  const struct ccm_option_value *eip = opt_list(svc, "eip-allocations");
-  const struct ccm_option_value *ips = opt_list(svc, "private-ipv4-addresses");
+  const struct ccm_option_value *eip = aws_opt_list(svc, "eip-allocations");
+  const struct ccm_option_value *ips = aws_opt_list(svc, "private-ipv4-addresses");
   char **subnets = NULL;
   size_t n_subnets = 0;
   struct aws_params p;
@@ -1301,7 +1278,7 @@ int aws_nlb_ensure(struct aws *aws, struct ccm_call *call,
                    struct ccm_lb_status *out) {
   const struct ccm_host_api *api = aws->api;
   const char *cluster = aws_cluster(aws, svc->cluster_name);
-  bool internal = opt_bool(svc, "internal", false);
+  bool internal = aws_opt_bool(svc, "internal", false);
   struct aws_instances insts = {0};
   struct nlb_want *want = NULL;
   struct nlb_state s = {0};

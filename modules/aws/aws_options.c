@@ -92,3 +92,27 @@ const struct ccm_option_value *aws_option(const struct ccm_service *svc,
       return svc->options[i];
   return NULL;
 }
+
+const char *aws_opt_str(const struct ccm_service *svc, const char *name) {
+  const struct ccm_option_value *o = aws_option(svc, name);
+  return o != NULL && o->type == CCM_OPT_STRING ? o->string_value : NULL;
+}
+
+bool aws_opt_bool(const struct ccm_service *svc, const char *name,
+                  bool dflt) {
+  const struct ccm_option_value *o = aws_option(svc, name);
+  return o != NULL && o->type == CCM_OPT_BOOL ? o->bool_value : dflt;
+}
+
+int64_t aws_opt_int(const struct ccm_service *svc, const char *name,
+                    int64_t dflt) {
+  const struct ccm_option_value *o = aws_option(svc, name);
+  return o != NULL && o->type == CCM_OPT_INT ? o->int_value : dflt;
+}
+
+const struct ccm_option_value *aws_opt_list(const struct ccm_service *svc,
+                                            const char *name) {
+  const struct ccm_option_value *o = aws_option(svc, name);
+  return o != NULL && o->type == CCM_OPT_STRING_LIST && o->list_len > 0 ? o
+                                                                       : NULL;
+}

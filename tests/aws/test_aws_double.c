@@ -25,182 +25,15 @@
 #include <cjson/cJSON.h>
 
 #include "aws.h"
+#include "double_fix.h"
 #include "modules/host_api.h"
 #include "modules/http.h"
 #include "util/log.h"
 
-#define DOUBLE CCM_SOURCE_DIR "/tests/doubles/aws.py"
-#define SEED CCM_SOURCE_DIR "/tests/doubles/fixtures/aws_seed.json"
 #define WEB_TOKEN "eyJhbGciOiJSUzI1NiJ9.double-web-identity-token.c2lnbmF0dXJl"
 #define NODE_A "ip-10-0-128-10.ec2.internal"
 #define NODE_B "ip-10-0-144-20.ec2.internal"
 #define ID_A "i-0a1b2c3d4e5f60001"
-
-static pid_t double_pid;
-static int double_port;
-static char tmpdir[64];
-
-static int double_start(void **state) {
-  int fds[2];
-  FILE *out;
-  char line[128];
-  (void)state;
-
-  if (pipe(fds) != 0)
-    return -1;
-  double_pid = fork();
-  if (double_pid < 0)
-    return -1;
-  if (double_pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    execl("/usr/bin/python3", "python3", DOUBLE, "--port", "0", "--seed",
-          SEED, (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  out = fdopen(fds[0], "r");
-  if (out == NULL || fgets(line, sizeof(line), out) == NULL ||
-      sscanf(line, "PORT %d", &double_port) != 1)
-    return -1;
-  fclose(out);
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/ccm-test-awsd-XXXXXX");
-  if (mkdtemp(tmpdir) == NULL)
-    return -1;
-  return 0;
-}
-
-static int double_stop(void **state) {
-  char path[128];
-  (void)state;
-  if (double_pid > 0) {
-    kill(double_pid, SIGTERM);
-    waitpid(double_pid, NULL, 0);
-  }
-  snprintf(path, sizeof(path), "%s/token", tmpdir);
-  unlink(path);
-  rmdir(tmpdir);
-  return 0;
-}
-
-static void env_clean(void) {
-  const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                        "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-                        "AWS_EC2_METADATA_DISABLED",
-                        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
-  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-    unsetenv(vars[i]);
-  setenv("HOME", tmpdir, 1); /* no ~/.aws here */
-  setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-  setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-}
-
-static void env_keys(void) {
-  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-         1);
-}
-
-/* ---- the module ------------------------------------------------------- */
-
-struct fix {
-  config_t cfg;
-  struct ccm_host *host;
-  const struct ccm_provider *p;
-  struct aws *aws;
-  struct ccm_call call;
-};
-
-/* extra: more keys inside the aws group. */
-static int fix_up(struct fix *f, const char *extra) {
-  char text[2048], err[256];
-  struct http_settings http = {0};
-  struct ccm_entry e = {0};
-  void *inst = NULL;
-  int rc;
-
-  snprintf(text, sizeof(text),
-           "aws = { %s\n endpoints = { ec2 = \"http://127.0.0.1:%d\";\n"
-           "  elb = \"http://127.0.0.1:%d\"; elbv2 = \"http://127.0.0.1:%d\";"
-           "  sts = \"http://127.0.0.1:%d\"; imds = \"http://127.0.0.1:%d\";"
-           " }; };\n",
-           extra, double_port, double_port, double_port, double_port,
-           double_port);
-  config_init(&f->cfg);
-  if (config_read_string(&f->cfg, text) != CONFIG_TRUE)
-    fail_msg("config: %s", config_error_text(&f->cfg));
-  http.burst = 1000;
-  http.timeout_ms = 5000;
-  f->host = host_new("aws", config_lookup(&f->cfg, "aws"), &http, err,
-                     sizeof(err));
-  assert_non_null(f->host);
-  e.struct_size = sizeof(e);
-  assert_int_equal(ccm_provider_entry(&e), CCM_OK);
-  f->p = e.provider;
-  call_init(&f->call, 30000);
-  rc = f->p->init(host_api(), f->host, &f->call, &inst);
-  f->aws = inst;
-  return rc;
-}
-
-static void fix_down(struct fix *f) {
-  if (f->aws != NULL)
-    f->p->destroy(f->aws);
-  f->aws = NULL;
-  host_free(f->host);
-  config_destroy(&f->cfg);
-}
-
-/* A request to the double's control API; the JSON answer (cJSON_Delete). */
-static cJSON *control(struct fix *f, const char *method, const char *path,
-                      const char *body) {
-  const struct ccm_host_api *api = host_api();
-  const char *headers[] = {"Content-Type: application/json", NULL};
-  struct ccm_http_response *resp = NULL;
-  struct ccm_call call;
-  char url[256];
-  size_t len = 0;
-  cJSON *j;
-
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", double_port, path);
-  struct ccm_http_request req = {
-      .struct_size = sizeof(req), .method = method, .url = url,
-      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0};
-  call_init(&call, 10000);
-  assert_int_equal(api->http_do(f->host, &call, &req, &resp), CCM_OK);
-  assert_int_equal(api->http_status(resp), 200);
-  const char *text = api->http_body(resp, &len);
-  j = cJSON_ParseWithLength(text, len);
-  api->http_release(resp);
-  assert_non_null(j);
-  return j;
-}
-
-/* Calls of action in the log since the last reset. */
-static int calls(struct fix *f, const char *action) {
-  char path[160];
-  snprintf(path, sizeof(path), "/_double/calls?action=%s", action);
-  cJSON *j = control(f, "GET", path, NULL);
-  int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "count"));
-  cJSON_Delete(j);
-  return n;
-}
-
-static void reset(struct fix *f) {
-  cJSON_Delete(control(f, "POST", "/_double/state", "{\"reset\": true}"));
-  cJSON_Delete(control(f, "DELETE", "/_double/calls", NULL));
-  cJSON_Delete(control(f, "POST", "/_double/faults", "{\"clear\": true}"));
-}
-
-static void node_make(struct ccm_node *n, const char *name, const char *pid) {
-  memset(n, 0, sizeof(*n));
-  n->struct_size = sizeof(*n);
-  n->name = name;
-  n->uid = "uid";
-  n->provider_id = pid;
-}
 
 /* ---- credential sources ------------------------------------------------- */
 
@@ -212,13 +45,13 @@ static void test_imds_everything(void **state) {
   bool exists = false;
   (void)state;
 
-  env_clean();
-  if (fix_up(&f, "") != CCM_OK)
+  fx_env_clean();
+  if (fx_up(&f, "") != CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
+  fx_reset(&f);
   assert_string_equal(f.aws->cfg.region, "us-east-1");
   assert_string_equal(f.aws->cluster_id, "kubernetes");
-  node_make(&n, NODE_B, NULL);
+  fx_node_make(&n, NODE_B, NULL);
   /* The reset revoked the role credentials init cached: the module reads
    * them again from IMDS within the same call. */
   if (f.p->instance_exists(f.aws, &f.call, &n, &exists) != CCM_OK)
@@ -227,8 +60,8 @@ static void test_imds_everything(void **state) {
   assert_int_equal(f.aws->base.source, AWS_SRC_IMDS);
   assert_non_null(f.aws->base.token);
   assert_true(f.aws->base.expires > aws_now());
-  assert_true(calls(&f, "/latest/api/token") >= 1);
-  fix_down(&f);
+  assert_true(fx_calls(&f, "/latest/api/token") >= 1);
+  fx_down(&f);
 }
 
 static void test_web_identity(void **state) {
@@ -239,8 +72,8 @@ static void test_web_identity(void **state) {
   bool exists = false;
   (void)state;
 
-  env_clean();
-  snprintf(path, sizeof(path), "%s/token", tmpdir);
+  fx_env_clean();
+  snprintf(path, sizeof(path), "%s/token", fx_tmpdir);
   t = fopen(path, "w");
   assert_non_null(t);
   fputs(WEB_TOKEN "\n", t);
@@ -248,34 +81,34 @@ static void test_web_identity(void **state) {
   setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
   setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ccm", 1);
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
-  node_make(&n, "x", "aws:///us-east-1a/" ID_A);
+  fx_reset(&f);
+  fx_node_make(&n, "x", "aws:///us-east-1a/" ID_A);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
   assert_true(exists);
   assert_int_equal(f.aws->base.source, AWS_SRC_WEB_IDENTITY);
-  assert_int_equal(calls(&f, "AssumeRoleWithWebIdentity"), 1);
+  assert_int_equal(fx_calls(&f, "AssumeRoleWithWebIdentity"), 1);
   /* Cached: a second call does not ask STS again. */
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
-  assert_int_equal(calls(&f, "AssumeRoleWithWebIdentity"), 1);
-  fix_down(&f);
+  assert_int_equal(fx_calls(&f, "AssumeRoleWithWebIdentity"), 1);
+  fx_down(&f);
 
   /* A token the double does not know: an auth error naming the source. */
   t = fopen(path, "w");
   assert_non_null(t);
   fputs("not-a-known-token", t);
   fclose(t);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists),
                    CCM_ERR_AUTH);
   assert_non_null(strstr(f.call.error, "web identity"));
   assert_null(strstr(f.call.error, "not-a-known-token"));
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 static void test_assume_role(void **state) {
@@ -284,23 +117,23 @@ static void test_assume_role(void **state) {
   bool exists = false;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
                  "role_arn = \"arn:aws:iam::123456789012:role/ccm\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
-  node_make(&n, ID_A, NULL);
+  fx_reset(&f);
+  fx_node_make(&n, ID_A, NULL);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
   assert_true(exists);
   assert_int_equal(f.aws->base.source, AWS_SRC_ENV);
   assert_int_equal(f.aws->role.source, AWS_SRC_ASSUME_ROLE);
   assert_string_not_equal(f.aws->role.access_key, "AKIDEXAMPLE");
-  assert_int_equal(calls(&f, "AssumeRole"), 1);
-  fix_down(&f);
-  env_clean();
+  assert_int_equal(fx_calls(&f, "AssumeRole"), 1);
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* ---- routes ------------------------------------------------------------------ */
@@ -324,20 +157,20 @@ static void test_routes_blackhole(void **state) {
   char spec[160];
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
+  fx_reset(&f);
   r.struct_size = sizeof(r);
   r.target_node = NODE_A;
   r.destination_cidr = "100.96.1.0/24";
   assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
                    CCM_OK);
-  assert_int_equal(calls(&f, "ModifyInstanceAttribute"), 1);
-  assert_int_equal(calls(&f, "CreateRoute"), 1);
+  assert_int_equal(fx_calls(&f, "ModifyInstanceAttribute"), 1);
+  assert_int_equal(fx_calls(&f, "CreateRoute"), 1);
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
   assert_string_equal(hit->target_node, NODE_A);
@@ -348,7 +181,7 @@ static void test_routes_blackhole(void **state) {
   /* The instance goes away: the route is a blackhole. */
   snprintf(spec, sizeof(spec), "{\"instance_id\": \"%s\", \"action\": "
            "\"terminate\"}", ID_A);
-  cJSON_Delete(control(&f, "POST", "/_double/state", spec));
+  cJSON_Delete(fx_control(&f, "POST", "/_double/state", spec));
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
   assert_true(hit->blackhole);
@@ -358,7 +191,7 @@ static void test_routes_blackhole(void **state) {
   r.target_node = NODE_B;
   assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
                    CCM_OK);
-  assert_int_equal(calls(&f, "DeleteRoute"), 1);
+  assert_int_equal(fx_calls(&f, "DeleteRoute"), 1);
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
   assert_string_equal(hit->target_node, NODE_B);
@@ -366,7 +199,7 @@ static void test_routes_blackhole(void **state) {
   route_list_clear(&l);
 
   /* The source/dest check is off on the target, in the double's state. */
-  cJSON *st = control(&f, "GET", "/_double/calls?action="
+  cJSON *st = fx_control(&f, "GET", "/_double/calls?action="
                       "ModifyInstanceAttribute", NULL);
   cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "calls"), 1);
   cJSON *params = cJSON_GetObjectItem(c0, "params");
@@ -383,8 +216,8 @@ static void test_routes_blackhole(void **state) {
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 0);
   route_list_clear(&l);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* ---- instances ------------------------------------------------------------- */
@@ -399,17 +232,17 @@ static void test_instances_states_and_batch(void **state) {
   bool b;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
-  node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
-  node_make(&stopped, "s", "aws:////i-0a1b2c3d4e5f60004");
-  node_make(&gone, "g", "aws:///us-east-1a/i-0ffffffffffffffff");
-  node_make(&byname, NODE_B, NULL);
+  fx_reset(&f);
+  fx_node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
+  fx_node_make(&stopped, "s", "aws:////i-0a1b2c3d4e5f60004");
+  fx_node_make(&gone, "g", "aws:///us-east-1a/i-0ffffffffffffffff");
+  fx_node_make(&byname, NODE_B, NULL);
   memset(m, 0, sizeof(m));
 
   assert_int_equal(f.p->instance_shutdown(f.aws, &f.call, &stopped, &b),
@@ -423,7 +256,7 @@ static void test_instances_states_and_batch(void **state) {
 
   /* One DescribeInstances for the IDs (falling back to a filter when an
    * ID is unknown) and one for the name. */
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
                                                 status),
                    CCM_OK);
@@ -435,12 +268,12 @@ static void test_instances_states_and_batch(void **state) {
   assert_string_equal(m[3].zone, "us-east-1b");
   assert_string_equal(m[0].instance_type, "m5.large");
   assert_string_equal(m[0].addresses[0].address, "10.0.128.10");
-  assert_true(calls(&f, "DescribeInstances") <= 3);
+  assert_true(fx_calls(&f, "DescribeInstances") <= 3);
   for (int i = 0; i < 4; i++)
     instance_meta_clear(&m[i]);
 
   /* Terminated: exists says no, metadata says not found. */
-  cJSON_Delete(control(&f, "POST", "/_double/state",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/state",
                        "{\"instance_id\": \"" ID_A "\", \"action\": "
                        "\"terminate\"}"));
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
@@ -448,8 +281,8 @@ static void test_instances_states_and_batch(void **state) {
   assert_int_equal(f.p->instance_metadata(f.aws, &f.call, &a, &m[0]),
                    CCM_ERR_NOT_FOUND);
   instance_meta_clear(&m[0]);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* describe_batch_size = 1: one DescribeInstances per node, by ID and by
@@ -463,17 +296,17 @@ static void test_instances_unbatched(void **state) {
   int status[4];
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
                  "describe_batch_size = 1;") != CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
-  node_make(&a, "a", "aws:///us-east-1a/" ID_A);
-  node_make(&c, "c", "aws:///us-east-1c/i-0a1b2c3d4e5f60003");
-  node_make(&s, "s", "aws:////i-0a1b2c3d4e5f60004");
-  node_make(&nb, NODE_B, NULL);
+  fx_reset(&f);
+  fx_node_make(&a, "a", "aws:///us-east-1a/" ID_A);
+  fx_node_make(&c, "c", "aws:///us-east-1c/i-0a1b2c3d4e5f60003");
+  fx_node_make(&s, "s", "aws:////i-0a1b2c3d4e5f60004");
+  fx_node_make(&nb, NODE_B, NULL);
   memset(m, 0, sizeof(m));
   assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
                                                 status),
@@ -485,11 +318,11 @@ static void test_instances_unbatched(void **state) {
   assert_string_equal(m[2].provider_id,
                       "aws:///us-east-1a/i-0a1b2c3d4e5f60004");
   assert_string_equal(m[3].zone, "us-east-1b");
-  assert_int_equal(calls(&f, "DescribeInstances"), 4);
+  assert_int_equal(fx_calls(&f, "DescribeInstances"), 4);
   for (int i = 0; i < 4; i++)
     instance_meta_clear(&m[i]);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Throttling from the double: retried within the budget, then throttled. */
@@ -499,32 +332,32 @@ static void test_throttle_budget(void **state) {
   bool b = false;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
-  node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  fx_reset(&f);
+  fx_node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"DescribeInstances\", \"count\": 2}"));
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
   assert_true(b);
-  assert_int_equal(calls(&f, "DescribeInstances"), 3);
+  assert_int_equal(fx_calls(&f, "DescribeInstances"), 3);
 
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"DescribeInstances\"}"));
   call_init(&f.call, 30000);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b),
                    CCM_ERR_THROTTLED);
   assert_non_null(strstr(f.call.error, "RequestLimitExceeded"));
-  assert_true(calls(&f, "DescribeInstances") <= AWS_RETRY_ATTEMPTS);
-  fix_down(&f);
-  env_clean();
+  assert_true(fx_calls(&f, "DescribeInstances") <= AWS_RETRY_ATTEMPTS);
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* ---- Classic ELB ------------------------------------------------------------ */
@@ -562,8 +395,8 @@ static void lbsvc_make(struct lbsvc *s, const char *lb_name) {
   s->svc.n_ports = 2;
   s->svc.tags = s->tags;
   s->svc.n_tags = 1;
-  node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
-  node_make(&s->n2, NODE_B, NULL);
+  fx_node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
+  fx_node_make(&s->n2, NODE_B, NULL);
   s->nodes[0] = &s->n1;
   s->nodes[1] = &s->n2;
   s->list.struct_size = sizeof(s->list);
@@ -573,7 +406,7 @@ static void lbsvc_make(struct lbsvc *s, const char *lb_name) {
 
 /* The double's state as JSON; the caller deletes it. */
 static cJSON *state_get(struct fix *f) {
-  return control(f, "GET", "/_double/state", NULL);
+  return fx_control(f, "GET", "/_double/state", NULL);
 }
 
 /* The security group named name in the double's state, or NULL. */
@@ -606,13 +439,13 @@ static void test_classic_elb(void **state) {
   cJSON *st, *e, *g, *node_sg, *x;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
+  fx_reset(&f);
   lbsvc_make(&s, lb);
   snprintf(sgname, sizeof(sgname), "k8s-elb-%s", lb);
 
@@ -670,17 +503,17 @@ static void test_classic_elb(void **state) {
   cJSON_Delete(st);
 
   /* Idempotent: the second ensure creates nothing and changes nothing. */
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2),
                    CCM_OK);
   assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
-  assert_int_equal(calls(&f, "CreateLoadBalancer"), 0);
-  assert_int_equal(calls(&f, "CreateSecurityGroup"), 0);
-  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 0);
-  assert_int_equal(calls(&f, "ConfigureHealthCheck"), 0);
-  assert_int_equal(calls(&f, "RegisterInstancesWithLoadBalancer"), 0);
-  assert_int_equal(calls(&f, "AddTags"), 0);
-  assert_int_equal(calls(&f, "ModifyLoadBalancerAttributes"), 0);
+  assert_int_equal(fx_calls(&f, "CreateLoadBalancer"), 0);
+  assert_int_equal(fx_calls(&f, "CreateSecurityGroup"), 0);
+  assert_int_equal(fx_calls(&f, "AuthorizeSecurityGroupIngress"), 0);
+  assert_int_equal(fx_calls(&f, "ConfigureHealthCheck"), 0);
+  assert_int_equal(fx_calls(&f, "RegisterInstancesWithLoadBalancer"), 0);
+  assert_int_equal(fx_calls(&f, "AddTags"), 0);
+  assert_int_equal(fx_calls(&f, "ModifyLoadBalancerAttributes"), 0);
   lb_status_clear(&st2);
 
   /* eTP Local: the health check moves to the health-check node port; one
@@ -727,8 +560,8 @@ static void test_classic_elb(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st1);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* A group with the managed name but without our ownership tag is never
@@ -740,13 +573,13 @@ static void test_elb_unowned_group(void **state) {
   cJSON *d;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
+  fx_reset(&f);
   /* Someone else's group already has the managed name. */
   lbsvc_make(&s, "aforeign000000000000000000000000");
   struct aws_params p;
@@ -760,35 +593,35 @@ static void test_elb_unowned_group(void **state) {
                    CCM_OK);
   aws_params_clear(&p);
   xmlFreeDoc(doc);
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_ERR_INVALID);
   assert_non_null(strstr(f.call.error, "not touching it"));
-  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 0);
-  assert_int_equal(calls(&f, "CreateLoadBalancer"), 0);
+  assert_int_equal(fx_calls(&f, "AuthorizeSecurityGroupIngress"), 0);
+  assert_int_equal(fx_calls(&f, "CreateLoadBalancer"), 0);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  assert_int_equal(calls(&f, "DeleteSecurityGroup"), 0);
+  assert_int_equal(fx_calls(&f, "DeleteSecurityGroup"), 0);
   lb_status_clear(&st);
-  fix_down(&f);
+  fx_down(&f);
 
   /* elb_security_group in the config is used as given, never created. */
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
                  "elb_security_group = \"sg-0a1b2c3d4e5f60303\";") != CCM_OK)
     fail_msg("init: %s", f.call.error);
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   lbsvc_make(&s, "aunownedsg0000000000000000000000");
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure: %s", f.call.error);
   lb_status_clear(&st);
-  assert_int_equal(calls(&f, "CreateSecurityGroup"), 0);
+  assert_int_equal(fx_calls(&f, "CreateSecurityGroup"), 0);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  assert_int_equal(calls(&f, "DeleteSecurityGroup"), 0);
+  assert_int_equal(fx_calls(&f, "DeleteSecurityGroup"), 0);
   d = state_get(&f);
   assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(d,
                   "security_groups"), "sg-0a1b2c3d4e5f60303"));
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 static void opt_set(struct ccm_option_value *o, const char *name,
@@ -813,13 +646,13 @@ static void test_elb_options(void **state) {
   cJSON *d, *e, *x, *g;
   (void)state;
 
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f.call.error);
-  reset(&f);
+  fx_reset(&f);
   lbsvc_make(&s, lb);
   opt_set(&o[0], "internal", CCM_OPT_BOOL);
   o[0].bool_value = true;
@@ -882,13 +715,13 @@ static void test_elb_options(void **state) {
   cJSON_Delete(d);
 
   /* A second ensure is quiet; then PROXY protocol off removes it. */
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_OK);
   lb_status_clear(&st);
-  assert_int_equal(calls(&f, "SetLoadBalancerPoliciesForBackendServer"), 0);
-  assert_int_equal(calls(&f, "SetLoadBalancerPoliciesOfListener"), 0);
-  assert_int_equal(calls(&f, "ModifyLoadBalancerAttributes"), 0);
+  assert_int_equal(fx_calls(&f, "SetLoadBalancerPoliciesForBackendServer"), 0);
+  assert_int_equal(fx_calls(&f, "SetLoadBalancerPoliciesOfListener"), 0);
+  assert_int_equal(fx_calls(&f, "ModifyLoadBalancerAttributes"), 0);
   o[3].bool_value = false;
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_OK);
@@ -912,8 +745,8 @@ static void test_elb_options(void **state) {
                        d, "classic_load_balancers")), 0);
   assert_null(sg_named(d, "k8s-elb-aoptions00000000000000000000000a"));
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 int main(void) {
@@ -933,7 +766,7 @@ int main(void) {
   if (http_global_init() != 0)
     return 1;
   log_set_level(CCM_LOG_ERROR);
-  rc = cmocka_run_group_tests(tests, double_start, double_stop);
+  rc = cmocka_run_group_tests(tests, fx_double_start, fx_double_stop);
   http_global_cleanup();
   return rc;
 }

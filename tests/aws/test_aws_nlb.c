@@ -24,181 +24,14 @@
 #include <cjson/cJSON.h>
 
 #include "aws.h"
+#include "double_fix.h"
 #include "modules/host_api.h"
 #include "modules/http.h"
 #include "util/log.h"
 
-#define DOUBLE CCM_SOURCE_DIR "/tests/doubles/aws.py"
-#define SEED CCM_SOURCE_DIR "/tests/doubles/fixtures/aws_seed.json"
 #define NODE_A "ip-10-0-128-10.ec2.internal"
 #define NODE_B "ip-10-0-144-20.ec2.internal"
 #define ID_A "i-0a1b2c3d4e5f60001"
-
-static pid_t double_pid;
-static int double_port;
-static char tmpdir[64];
-
-static int double_start(void **state) {
-  int fds[2];
-  FILE *out;
-  char line[128];
-  (void)state;
-
-  if (pipe(fds) != 0)
-    return -1;
-  double_pid = fork();
-  if (double_pid < 0)
-    return -1;
-  if (double_pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    execl("/usr/bin/python3", "python3", DOUBLE, "--port", "0", "--seed",
-          SEED, (char *)NULL);
-    _exit(127);
-  }
-  close(fds[1]);
-  out = fdopen(fds[0], "r");
-  if (out == NULL || fgets(line, sizeof(line), out) == NULL ||
-      sscanf(line, "PORT %d", &double_port) != 1)
-    return -1;
-  fclose(out);
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/ccm-test-awsnlb-XXXXXX");
-  if (mkdtemp(tmpdir) == NULL)
-    return -1;
-  return 0;
-}
-
-static int double_stop(void **state) {
-  char path[128];
-  (void)state;
-  if (double_pid > 0) {
-    kill(double_pid, SIGTERM);
-    waitpid(double_pid, NULL, 0);
-  }
-  snprintf(path, sizeof(path), "%s/token", tmpdir);
-  unlink(path);
-  rmdir(tmpdir);
-  return 0;
-}
-
-static void env_clean(void) {
-  const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                        "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-                        "AWS_EC2_METADATA_DISABLED",
-                        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
-  for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-    unsetenv(vars[i]);
-  setenv("HOME", tmpdir, 1); /* no ~/.aws here */
-  setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-  setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-}
-
-static void env_keys(void) {
-  setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-  setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-         1);
-}
-
-/* ---- the module ------------------------------------------------------- */
-
-struct fix {
-  config_t cfg;
-  struct ccm_host *host;
-  const struct ccm_provider *p;
-  struct aws *aws;
-  struct ccm_call call;
-};
-
-/* extra: more keys inside the aws group. */
-static int fix_up(struct fix *f, const char *extra) {
-  char text[2048], err[256];
-  struct http_settings http = {0};
-  struct ccm_entry e = {0};
-  void *inst = NULL;
-  int rc;
-
-  snprintf(text, sizeof(text),
-           "aws = { %s\n endpoints = { ec2 = \"http://127.0.0.1:%d\";\n"
-           "  elb = \"http://127.0.0.1:%d\"; elbv2 = \"http://127.0.0.1:%d\";"
-           "  sts = \"http://127.0.0.1:%d\"; imds = \"http://127.0.0.1:%d\";"
-           " }; };\n",
-           extra, double_port, double_port, double_port, double_port,
-           double_port);
-  config_init(&f->cfg);
-  if (config_read_string(&f->cfg, text) != CONFIG_TRUE)
-    fail_msg("config: %s", config_error_text(&f->cfg));
-  http.burst = 1000;
-  http.timeout_ms = 5000;
-  f->host = host_new("aws", config_lookup(&f->cfg, "aws"), &http, err,
-                     sizeof(err));
-  assert_non_null(f->host);
-  e.struct_size = sizeof(e);
-  assert_int_equal(ccm_provider_entry(&e), CCM_OK);
-  f->p = e.provider;
-  call_init(&f->call, 30000);
-  rc = f->p->init(host_api(), f->host, &f->call, &inst);
-  f->aws = inst;
-  return rc;
-}
-
-static void fix_down(struct fix *f) {
-  if (f->aws != NULL)
-    f->p->destroy(f->aws);
-  f->aws = NULL;
-  host_free(f->host);
-  config_destroy(&f->cfg);
-}
-
-/* A request to the double's control API; the JSON answer (cJSON_Delete). */
-static cJSON *control(struct fix *f, const char *method, const char *path,
-                      const char *body) {
-  const struct ccm_host_api *api = host_api();
-  const char *headers[] = {"Content-Type: application/json", NULL};
-  struct ccm_http_response *resp = NULL;
-  struct ccm_call call;
-  char url[256];
-  size_t len = 0;
-  cJSON *j;
-
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", double_port, path);
-  struct ccm_http_request req = {
-      .struct_size = sizeof(req), .method = method, .url = url,
-      .headers = headers, .body = body, .body_len = body ? strlen(body) : 0};
-  call_init(&call, 10000);
-  assert_int_equal(api->http_do(f->host, &call, &req, &resp), CCM_OK);
-  assert_int_equal(api->http_status(resp), 200);
-  const char *text = api->http_body(resp, &len);
-  j = cJSON_ParseWithLength(text, len);
-  api->http_release(resp);
-  assert_non_null(j);
-  return j;
-}
-
-/* Calls of action in the log since the last reset. */
-static int calls(struct fix *f, const char *action) {
-  char path[160];
-  snprintf(path, sizeof(path), "/_double/calls?action=%s", action);
-  cJSON *j = control(f, "GET", path, NULL);
-  int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "count"));
-  cJSON_Delete(j);
-  return n;
-}
-
-static void reset(struct fix *f) {
-  cJSON_Delete(control(f, "POST", "/_double/state", "{\"reset\": true}"));
-  cJSON_Delete(control(f, "DELETE", "/_double/calls", NULL));
-  cJSON_Delete(control(f, "POST", "/_double/faults", "{\"clear\": true}"));
-}
-
-static void node_make(struct ccm_node *n, const char *name, const char *pid) {
-  memset(n, 0, sizeof(*n));
-  n->struct_size = sizeof(*n);
-  n->name = name;
-  n->uid = "uid";
-  n->provider_id = pid;
-}
 
 /* ---- NLB ------------------------------------------------------------------ */
 
@@ -250,8 +83,8 @@ static void nlbsvc_make(struct nlbsvc *s, const char *lb_name) {
   s->opts[0] = &s->opt[0];
   s->svc.options = s->opts;
   s->svc.n_options = 1;
-  node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
-  node_make(&s->n2, NODE_B, NULL);
+  fx_node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
+  fx_node_make(&s->n2, NODE_B, NULL);
   s->nodes[0] = &s->n1;
   s->nodes[1] = &s->n2;
   s->list.struct_size = sizeof(s->list);
@@ -268,7 +101,7 @@ static struct ccm_option_value *nlbsvc_opt(struct nlbsvc *s, const char *name,
 }
 
 static cJSON *state_get(struct fix *f) {
-  return control(f, "GET", "/_double/state", NULL);
+  return fx_control(f, "GET", "/_double/state", NULL);
 }
 
 static int obj_count(cJSON *st, const char *key) {
@@ -326,7 +159,7 @@ static bool tg_has_target(cJSON *tg, const char *id, int port) {
 
 /* Calls since the last reset that may change something (not Describe*). */
 static int mutating_calls(struct fix *f, char *which, size_t len) {
-  cJSON *j = control(f, "GET", "/_double/calls", NULL), *c;
+  cJSON *j = fx_control(f, "GET", "/_double/calls", NULL), *c;
   int n = 0;
   which[0] = '\0';
   cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) {
@@ -342,13 +175,13 @@ static int mutating_calls(struct fix *f, char *which, size_t len) {
 }
 
 static void nlb_fix(struct fix *f) {
-  env_clean();
-  env_keys();
+  fx_env_clean();
+  fx_env_keys();
   setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fix_up(f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
+  if (fx_up(f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
       CCM_OK)
     fail_msg("init: %s", f->call.error);
-  reset(f);
+  fx_reset(f);
 }
 
 /* Ensure creates everything; a second ensure changes nothing; a node port
@@ -369,9 +202,9 @@ static void test_nlb_lifecycle(void **state) {
     fail_msg("ensure: %s", f.call.error);
   assert_int_equal(st1.n, 1);
   assert_null(st1.items[0].ip);
-  assert_int_equal(calls(&f, "CreateLoadBalancer"), 1);
-  assert_int_equal(calls(&f, "CreateTargetGroup"), 2);
-  assert_int_equal(calls(&f, "CreateListener"), 2);
+  assert_int_equal(fx_calls(&f, "CreateLoadBalancer"), 1);
+  assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 2);
+  assert_int_equal(fx_calls(&f, "CreateListener"), 2);
 
   st = state_get(&f);
   e = only_lb(st);
@@ -421,7 +254,7 @@ static void test_nlb_lifecycle(void **state) {
   cJSON_Delete(st);
 
   /* Idempotent: no mutating call at all. */
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
     fail_msg("ensure 2: %s", f.call.error);
   assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
@@ -466,13 +299,13 @@ static void test_nlb_lifecycle(void **state) {
 
   /* update_hosts: one node leaves, then comes back. */
   s.list.n_nodes = 1;
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   if (f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list) != CCM_OK)
     fail_msg("update_hosts: %s", f.call.error);
-  assert_int_equal(calls(&f, "DeregisterTargets"), 2);
-  assert_int_equal(calls(&f, "RegisterTargets"), 0);
-  assert_int_equal(calls(&f, "CreateTargetGroup"), 0);
-  assert_int_equal(calls(&f, "ModifyListener"), 0);
+  assert_int_equal(fx_calls(&f, "DeregisterTargets"), 2);
+  assert_int_equal(fx_calls(&f, "RegisterTargets"), 0);
+  assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 0);
+  assert_int_equal(fx_calls(&f, "ModifyListener"), 0);
   st = state_get(&f);
   t = tg_port(st, 30081);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")), 1);
@@ -498,8 +331,8 @@ static void test_nlb_lifecycle(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st1);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Internal scheme, eTP Local health checks, TLS on one port, a UDP port,
@@ -569,7 +402,7 @@ static void test_nlb_internal_local(void **state) {
   assert_string_equal(str_at(tg_port(d, 30053), "protocol"), "UDP");
   cJSON_Delete(d);
 
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure 2: %s", f.call.error);
   lb_status_clear(&st);
@@ -592,12 +425,12 @@ static void test_nlb_internal_local(void **state) {
 
   /* A healthcheck-timeout change is made in place. */
   nlbsvc_opt(&s, "healthcheck-timeout", CCM_OPT_INT)->int_value = 6;
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure 4: %s", f.call.error);
   lb_status_clear(&st);
-  assert_int_equal(calls(&f, "ModifyTargetGroup"), 3);
-  assert_int_equal(calls(&f, "CreateTargetGroup"), 0);
+  assert_int_equal(fx_calls(&f, "ModifyTargetGroup"), 3);
+  assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 0);
   d = state_get(&f);
   assert_int_equal(int_at(tg_port(d, 30443), "HealthCheckTimeoutSeconds"), 6);
   cJSON_Delete(d);
@@ -608,8 +441,8 @@ static void test_nlb_internal_local(void **state) {
   assert_int_equal(obj_count(d, "target_groups"), 0);
   assert_int_equal(obj_count(d, "listeners"), 0);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* An NLB with our name but without our ownership tag is refused and never
@@ -638,7 +471,7 @@ static void test_nlb_unowned(void **state) {
                    CCM_OK);
   aws_params_clear(&p);
   xmlFreeDoc(doc);
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
 
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_ERR_INVALID);
@@ -654,8 +487,8 @@ static void test_nlb_unowned(void **state) {
   assert_int_equal(obj_count(d, "target_groups"), 0);
   assert_int_equal(obj_count(d, "listeners"), 0);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Throttling on ELBv2 during ensure: the retries converge, and nothing is
@@ -670,7 +503,7 @@ static void test_nlb_throttle(void **state) {
 
   nlb_fix(&f);
   nlbsvc_make(&s, lb);
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "[{\"kind\": \"throttle\", \"service\": "
                        "\"elasticloadbalancing\", \"count\": 2},"
                        " {\"kind\": \"throttle\", \"action\": "
@@ -682,7 +515,7 @@ static void test_nlb_throttle(void **state) {
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure: %s", f.call.error);
   lb_status_clear(&st);
-  cJSON *fl = control(&f, "GET", "/_double/faults", NULL), *x;
+  cJSON *fl = fx_control(&f, "GET", "/_double/faults", NULL), *x;
   int fired = 0;
   cJSON_ArrayForEach(x, cJSON_GetObjectItem(fl, "faults")) {
     fired += int_at(x, "fired");
@@ -697,9 +530,9 @@ static void test_nlb_throttle(void **state) {
                        tg_port(d, 30080), "targets")), 2);
   cJSON_Delete(d);
   /* The module stayed within its budget per call. */
-  assert_true(calls(&f, "CreateTargetGroup") <= 2 * AWS_RETRY_ATTEMPTS);
+  assert_true(fx_calls(&f, "CreateTargetGroup") <= 2 * AWS_RETRY_ATTEMPTS);
 
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"DeleteTargetGroup\", \"count\": 2}"));
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
@@ -707,8 +540,8 @@ static void test_nlb_throttle(void **state) {
   assert_int_equal(obj_count(d, "load_balancers"), 0);
   assert_int_equal(obj_count(d, "target_groups"), 0);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* An ensure that gives up half way (listeners throttled beyond the retry
@@ -724,20 +557,20 @@ static void test_nlb_partial(void **state) {
 
   nlb_fix(&f);
   nlbsvc_make(&s, lb);
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"CreateListener\"}"));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_ERR_THROTTLED);
   lb_status_clear(&st);
-  assert_true(calls(&f, "CreateListener") <= AWS_RETRY_ATTEMPTS);
+  assert_true(fx_calls(&f, "CreateListener") <= AWS_RETRY_ATTEMPTS);
   d = state_get(&f);
   assert_int_equal(obj_count(d, "load_balancers"), 1);
   assert_int_equal(obj_count(d, "target_groups"), 1);
   assert_int_equal(obj_count(d, "listeners"), 0);
   cJSON_Delete(d);
 
-  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
   call_init(&f.call, 30000);
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure: %s", f.call.error);
@@ -751,14 +584,14 @@ static void test_nlb_partial(void **state) {
   /* The node port of 443 changes and the ensure fails after the new group
    * is made; delete still finds and removes it. */
   s.port443.node_port = 30444;
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"ModifyListener\"}"));
   call_init(&f.call, 30000);
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_ERR_THROTTLED);
   lb_status_clear(&st);
-  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
   d = state_get(&f);
   assert_int_equal(obj_count(d, "target_groups"), 3);
   cJSON_Delete(d);
@@ -771,14 +604,14 @@ static void test_nlb_partial(void **state) {
   cJSON_Delete(d);
 
   /* The load balancer never got made: delete sweeps the group by name. */
-  cJSON_Delete(control(&f, "POST", "/_double/faults",
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
                        "{\"kind\": \"throttle\", \"action\": "
                        "\"CreateListener\"}"));
   call_init(&f.call, 30000);
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_ERR_THROTTLED);
   lb_status_clear(&st);
-  cJSON_Delete(control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
   {
     /* Someone removes the load balancer by hand. */
     struct aws_params p;
@@ -800,8 +633,8 @@ static void test_nlb_partial(void **state) {
   assert_int_equal(obj_count(d, "load_balancers"), 0);
   assert_int_equal(obj_count(d, "target_groups"), 0);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* The type option changes under an existing load balancer: the new type's
@@ -847,8 +680,8 @@ static void test_nlb_type_switch(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Bad input is refused before any call. */
@@ -879,8 +712,8 @@ static void test_nlb_invalid(void **state) {
   assert_int_equal(obj_count(d, "load_balancers"), 0);
   assert_int_equal(obj_count(d, "target_groups"), 0);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* ---- node security-group rules ------------------------------------------ */
@@ -992,7 +825,7 @@ static void test_nlb_node_rules(void **state) {
   cJSON_Delete(d);
 
   /* Idempotent. */
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_OK);
   lb_status_clear(&st);
@@ -1002,12 +835,12 @@ static void test_nlb_node_rules(void **state) {
   /* Source ranges: the client and MTU rules follow, health stays. */
   s.svc.source_ranges = ranges;
   s.svc.n_source_ranges = 2;
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
     fail_msg("ensure: %s", f.call.error);
   lb_status_clear(&st);
-  assert_int_equal(calls(&f, "AuthorizeSecurityGroupIngress"), 6);
-  assert_int_equal(calls(&f, "RevokeSecurityGroupIngress"), 3);
+  assert_int_equal(fx_calls(&f, "AuthorizeSecurityGroupIngress"), 6);
+  assert_int_equal(fx_calls(&f, "RevokeSecurityGroupIngress"), 3);
   d = state_get(&f);
   assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
   assert_null(sg_rule_desc(d, NODE_SG, "icmp", 3, "0.0.0.0/0"));
@@ -1044,8 +877,8 @@ static void test_nlb_node_rules(void **state) {
   d = state_get(&f);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Two NLBs share the node group and its MTU rule: deleting the first
@@ -1109,8 +942,8 @@ static void test_nlb_node_rules_shared(void **state) {
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 3);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, UNTAGGED_SG)), 2);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 /* Internal with eTP Local: clients default to the subnets' CIDRs, the
@@ -1161,7 +994,7 @@ static void test_nlb_node_rules_internal(void **state) {
   assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 3);
   cJSON_Delete(d);
-  cJSON_Delete(control(&f, "DELETE", "/_double/calls", NULL));
+  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
                    CCM_OK);
   lb_status_clear(&st);
@@ -1171,8 +1004,8 @@ static void test_nlb_node_rules_internal(void **state) {
   d = state_get(&f);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
   cJSON_Delete(d);
-  fix_down(&f);
-  env_clean();
+  fx_down(&f);
+  fx_env_clean();
 }
 
 int main(void) {
@@ -1192,7 +1025,7 @@ int main(void) {
   if (http_global_init() != 0)
     return 1;
   log_set_level(CCM_LOG_ERROR);
-  rc = cmocka_run_group_tests(tests, double_start, double_stop);
+  rc = cmocka_run_group_tests(tests, fx_double_start, fx_double_stop);
   http_global_cleanup();
   return rc;
 }

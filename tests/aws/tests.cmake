@@ -14,6 +14,7 @@ set_tests_properties(test_aws PROPERTIES LABELS unit TIMEOUT 600)
 # The module against the AWS test double (python3 tests/doubles/aws.py,
 # started by the test itself on a free 127.0.0.1 port).
 add_executable(test_aws_double ${CMAKE_CURRENT_LIST_DIR}/test_aws_double.c
+  ${CMAKE_CURRENT_LIST_DIR}/double_fix.c
   ${CCM_AWS_SOURCES})
 target_include_directories(test_aws_double PRIVATE
   ${PROJECT_SOURCE_DIR}/modules/aws)
@@ -62,6 +63,7 @@ endif()
 # NLB (ELBv2) against the AWS test double: its own test program, same
 # pattern as test_aws_double (the test starts the double itself).
 add_executable(test_aws_nlb ${CMAKE_CURRENT_LIST_DIR}/test_aws_nlb.c
+  ${CMAKE_CURRENT_LIST_DIR}/double_fix.c
   ${CCM_AWS_SOURCES})
 target_include_directories(test_aws_nlb PRIVATE
   ${PROJECT_SOURCE_DIR}/modules/aws)
