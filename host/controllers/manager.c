@@ -47,6 +47,7 @@ struct ctrl_manager {
   struct ctrl_slot slots[CTRL_N];
   size_t n;
   bool stopped;
+  struct host_config *cfg; /* held: the controllers read it until freed */
 };
 
 const char *ctrl_event_component(const char *controller_name)
@@ -87,6 +88,10 @@ int ctrl_manager_new(const struct host_config *cfg, struct runtime *rt,
     snprintf(err, errlen, "controllers: out of memory");
     return -1;
   }
+  /* A reload replaces and frees the running config; the controllers keep
+   * pointers into this one (cluster_name, periods) for their lifetime. */
+  m->cfg = (struct host_config *)cfg;
+  config_hold(m->cfg);
   gethostname(hostname, sizeof hostname - 1);
   for (size_t i = 0; i < CTRL_N; i++) {
     const struct ctrl_kind *k = &ctrl_kinds[i];
@@ -174,6 +179,8 @@ void ctrl_manager_free(struct ctrl_manager *m)
     s->kind->ops->destroy(s->state);
     kube_events_free(s->events);
   }
+  if (m->cfg != NULL)
+    config_free(m->cfg);
   mem_free(m);
 }
 
