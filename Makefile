@@ -10,7 +10,7 @@ DEB_PACKAGES = build-essential cmake pkg-config python3 \
   libconfig-dev libcjson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
   libyaml-dev libmicrohttpd-dev openssl \
   abigail-tools valgrind clang libclang-rt-14-dev \
-  liblua5.4-dev lua-check libxml2-dev libinih-dev python3-boto3
+  liblua5.4-dev lua5.4 lua-check libxml2-dev libinih-dev python3-boto3 curl
 
 .PHONY: all deps build test demo bench fuzz sanitize abi-baseline config-docs clean
 
