@@ -58,6 +58,7 @@ hpid=$!
 bl_wait_for "$T/host.log" 'informers synced' 600 || exit 1
 synced=$(bl_now)
 hcpu_sync=$(bl_cpu_s "$hpid")
+bl_thread_ticks "$hpid" > "$T/threads0"
 dcpu_sync=$(bl_cpu_s "$dpid")
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
   perf record -q -F 499 -g -p "$hpid" -o "$T/perf.data" > /dev/null 2>&1 &
@@ -95,10 +96,11 @@ EOF
       break
     fi
   fi
-  sleep 1
+  sleep 0.25
 done
 end=${done_t:-$(bl_now)}
 hcpu_end=$(bl_cpu_s "$hpid")
+bl_thread_ticks "$hpid" > "$T/threads1"
 dcpu_end=$(bl_cpu_s "$dpid")
 hwm=$(bl_hwm_kib "$hpid")
 # The host's own idle rate (timers, watches), to take out of the figure.
@@ -139,6 +141,12 @@ nwatch=$(awk '$1 == "WATCH" { s += $3 } END { print s + 0 }' "$T/req.txt")
 rps=$(bl_calc "($nreq - $nwatch) / $total")
 qps=${KUBE_QPS:-20}
 bound_api=$(bl_calc "$total * $rps / $qps")
+cpu_part() {
+  bl_metric "$T/m.txt" ccm_reconcile_cpu_seconds_total "part=\"$1\"" 1e6
+}
+us_host=$(bl_calc "$(cpu_part host) / ($recs > 0 ? $recs : 1)")
+us_api=$(bl_calc "$(cpu_part api_requests) / ($recs > 0 ? $recs : 1)")
+us_prov=$(bl_calc "$(cpu_part provider) / ($recs > 0 ? $recs : 1)")
 us_net=$(bl_calc "($hcpu_rec - $hcpu_idle * $t_ing) * 1e6 / ($recs > 0 ? $recs : 1)")
 
 row() { printf '| %-46s | %18s |\n' "$1" "$2"; }
@@ -174,6 +182,9 @@ if [ "$(awk "BEGIN{print ($us_net > 0)}")" = 1 ]; then
 else
   row "host CPU per reconcile, less idle (<= 50 us)" "n/a (idle noise)"
 fi
+row "reconcile CPU: ccm-host's own code (<= 50 us)" "$(printf '%.1f us' "$us_host")"
+row "reconcile CPU: inside API requests" "$(printf '%.1f us' "$us_api")"
+row "reconcile CPU: inside the provider module" "$(printf '%.1f us' "$us_prov")"
 row "host peak RSS (VmHWM)" "$(printf '%.1f MiB' "$(bl_calc "$hwm / 1024")")"
 row "double CPU, start to synced" "$(printf '%.2f s' "$(bl_calc "$dcpu_sync - $dcpu0")")"
 row "double CPU, synced to done" "$(printf '%.2f s' "$dcpu_rec")"
@@ -186,10 +197,20 @@ echo "API requests by verb and resource, synced to done:"
 sed -n '2,$p' "$T/req.txt" | while read -r verb res n; do
   printf '  %-6s %-16s %8s\n' "$verb" "$res" "$n"
 done
+echo
+echo "Host CPU by thread, synced to done (seconds, us per reconcile):"
+bl_thread_table "$T/threads0" "$T/threads1" "$((recs > 0 ? recs : 1))" |
+  while read -r name sec us; do
+    printf '  %-16s %8s %10s\n' "$name" "$sec" "$us"
+  done
 if [ -f "$T/perf.data" ]; then
   echo
   echo "Host CPU by module (perf, synced to done):"
   perf report -i "$T/perf.data" --no-children --sort dso --stdio 2>/dev/null |
     grep -E '^ +[0-9]' | head -8
+  echo
+  echo "Host CPU by function (perf, top 25):"
+  perf report -i "$T/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | head -25
 fi
 echo

@@ -37,8 +37,13 @@ bl_wait_for() {
 }
 
 # Body of a plain-HTTP GET on 127.0.0.1 (the host's /metrics, the
-# double's control endpoint); curl is not needed.
+# double's control endpoint): curl, which is cheaper to start than Python,
+# else Python.
 bl_get() {
+  if command -v curl > /dev/null 2>&1; then
+    curl -sf --max-time 30 "$1"
+    return
+  fi
   /usr/bin/python3 -c '
 import sys, urllib.request
 sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())
@@ -46,11 +51,12 @@ sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode()
 }
 
 # Sum of the samples of one metric (all label sets) whose line matches the
-# optional extended regex FILTER: bl_metric FILE NAME [FILTER].
+# optional extended regex FILTER, times SCALE (default 1), rounded to an
+# integer: bl_metric FILE NAME [FILTER [SCALE]].
 bl_metric() {
-  awk -v n="$2" -v f="${3:-}" '
+  awk -v n="$2" -v f="${3:-}" -v k="${4:-1}" '
     $1 ~ ("^" n "({|$)") && (f == "" || $0 ~ f) { s += $NF }
-    END { printf "%.0f", s + 0 }' "$1"
+    END { printf "%.0f", s * k }' "$1"
 }
 
 # A free TCP port on 127.0.0.1.
@@ -80,4 +86,23 @@ bl_stop() {
   done
   wait "$1" 2>/dev/null
   return 0
+}
+
+# CPU clock ticks per thread name of a live process, one "NAME TICKS" line
+# per name (ccm-host names its threads: svc-worker, watch-services, ...).
+bl_thread_ticks() {
+  for t in /proc/"$1"/task/*; do
+    sed 's/^[0-9]* (\(.*\)) /\1 /' "$t/stat" 2>/dev/null |
+      awk '{ print $1, $13 + $14 }'
+  done | awk '{ s[$1] += $2 } END { for (n in s) print n, s[n] }'
+}
+
+# Per-thread CPU between two bl_thread_ticks snapshots, divided by COUNT:
+# bl_thread_table BEFORE AFTER COUNT prints "NAME SECONDS US_PER_COUNT".
+bl_thread_table() {
+  hz=$(getconf CLK_TCK)
+  awk -v hz="$hz" -v n="$3" '
+    FNR == NR { b[$1] = $2; next }
+    { d = ($2 - b[$1]) / hz; if (d > 0) printf "%s %.2f %.1f\n", $1, d, d * 1e6 / n }
+  ' "$1" "$2" | sort -k2 -rn
 }

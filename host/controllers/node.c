@@ -22,6 +22,7 @@
 #include "kube/store.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 /* ---- informer handlers: enqueue the node name on add and every update */
 
@@ -46,6 +47,8 @@ static void *node_collector_main(void *arg)
 {
   struct node_ctrl *c = arg;
   const char *key;
+
+  thread_name("node-collect");
 
   while (wq_get(c->q, &key)) {
     pthread_mutex_lock(&c->lock);
@@ -191,6 +194,8 @@ static void *node_worker_main(void *arg)
   struct node_ctrl *c = arg;
   const char **keys = mem_calloc(c->batch_max, sizeof(*keys));
   enum node_result *res = mem_calloc(c->batch_max, sizeof(*res));
+
+  thread_name("node-worker");
 
   for (;;) {
     size_t n;

@@ -13,6 +13,7 @@
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_NODE_TICK_MS 1000 /* leader check while waiting for a period */
 
@@ -179,6 +180,8 @@ void *node_status_main(void *arg)
 {
   struct node_ctrl *c = arg;
   int64_t next_refresh = node_now_ms(); /* wait.Until runs at once */
+
+  thread_name("node-status");
 
   pthread_mutex_lock(&c->lock);
   while (!c->stopping) {

@@ -15,6 +15,7 @@
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_LC_LOG "node-lifecycle"
 #define CCM_LC_TAINT_TRIES 5 /* upstream taint patch retries */
@@ -211,6 +212,8 @@ static void lc_pass(struct lc_ctrl *c)
 static void *lc_main(void *arg)
 {
   struct lc_ctrl *c = arg;
+
+  thread_name("node-lifecycle");
 
   pthread_mutex_lock(&c->lock);
   while (!c->stopping) {

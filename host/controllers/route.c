@@ -22,6 +22,7 @@
 #include "modules/loader.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_ROUTE_LOG "route"
 #define CCM_ROUTE_MAX_INFLIGHT 200     /* provider ops in flight, upstream */
@@ -115,6 +116,8 @@ static uint32_t route_addr_type(const char *t) {
 
 static void *route_pool_worker(void *arg) {
   struct route_pool *p = arg;
+
+  thread_name("route-pool");
   for (;;) {
     size_t i = atomic_fetch_add(&p->next, 1);
     if (i >= p->n)
@@ -536,6 +539,8 @@ static void route_deadline(struct timespec *ts, int64_t due_ms) {
 static void *route_loop(void *arg) {
   struct route_ctl *rc = arg;
   int64_t next = 0, last = 0;
+
+  thread_name("routes");
 
   pthread_mutex_lock(&rc->mu);
   while (!atomic_load(&rc->stopping)) {

@@ -15,6 +15,7 @@
 #include "controllers/service_logic.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 /* ---- queueing ------------------------------------------------------ */
 
@@ -130,6 +131,12 @@ static void svc_mark_full(struct svc_ctrl *c, const char *key)
   pthread_mutex_unlock(&c->lock);
 }
 
+void svc_requeue_failed(struct svc_ctrl *c, const char *key)
+{
+  svc_mark_full(c, key);
+  wq_add_rate_limited(c->q, key);
+}
+
 static void svc_process(struct svc_ctrl *c, const char *key)
 {
   struct svc_result r;
@@ -213,6 +220,8 @@ static void *svc_worker(void *arg)
 {
   struct svc_ctrl *c = arg;
   const char *key;
+
+  thread_name("svc-worker");
 
   if (!svc_wait_caches(c)) {
     /* stopping before the caches listed: drop what was queued */
@@ -358,6 +367,8 @@ static void *svc_background(void *arg)
   struct svc_ctrl *c = arg;
   int64_t next = svc_mono_ms() + c->node_sync_period_ms;
 
+  thread_name("svc-nodesync");
+
   pthread_mutex_lock(&c->lock);
   while (!c->stopping) {
     struct timespec ts;
@@ -433,6 +444,9 @@ static int svc_create(const struct ctrl_env *env, void **state, char *err,
   if (env->cfg != NULL && env->cfg->service_node_sync_period_s > 0)
     c->node_sync_period_ms = env->cfg->service_node_sync_period_s * 1000u;
   pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->tail_lock, NULL);
+  pthread_cond_init(&c->tail_wake, NULL);
+  pthread_cond_init(&c->tail_idle, NULL);
   {
     pthread_condattr_t ca;
 
@@ -474,6 +488,8 @@ static int svc_start(void *state)
   struct svc_ctrl *c = state;
   uint32_t i;
 
+  if (svc_tail_start(c) != 0)
+    goto fail;
   for (i = 0; i < c->n_workers; i++) {
     if (pthread_create(&c->workers[i], NULL, svc_worker, c) != 0)
       goto fail;
@@ -482,8 +498,8 @@ static int svc_start(void *state)
   if (pthread_create(&c->bg, NULL, svc_background, c) != 0)
     goto fail;
   c->bg_started = true;
-  log_msg(CCM_LOG_INFO, "service", "started %u workers (node sync every "
-          "%u s)", (unsigned)c->n_workers,
+  log_msg(CCM_LOG_INFO, "service", "started %u workers and a status "
+          "writer (node sync every %u s)", (unsigned)c->n_workers,
           (unsigned)(c->node_sync_period_ms / 1000));
   return 0;
 fail:
@@ -518,6 +534,8 @@ static void svc_stop(void *state)
   for (i = 0; i < c->n_started; i++)
     pthread_join(c->workers[i], NULL);
   c->n_started = 0;
+  /* After the workers, which queue tails: what is queued is written. */
+  svc_tail_stop(c);
 }
 
 static void svc_destroy(void *state)
@@ -534,6 +552,9 @@ static void svc_destroy(void *state)
   mem_free(c->workers);
   pthread_cond_destroy(&c->cond);
   pthread_mutex_destroy(&c->lock);
+  pthread_cond_destroy(&c->tail_idle);
+  pthread_cond_destroy(&c->tail_wake);
+  pthread_mutex_destroy(&c->tail_lock);
   mem_free(c);
 }
 

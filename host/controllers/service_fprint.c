@@ -257,20 +257,47 @@ static void fp_service(struct fp_buf *b, const struct ccm_service *svc)
   fp_kvs(b, 'G', svc->tags, svc->n_tags);
 }
 
-int svc_fprint(const struct ccm_service *svc,
-               const struct ccm_node_list *nodes, char out[CCM_HASH_HEX])
+/* Hash what b holds into out (out "" and -1 on out of memory). */
+static int fp_finish(struct fp_buf *b, char out[CCM_HASH_HEX])
+{
+  out[0] = '\0';
+  if (b->oom) {
+    mem_free(b->p);
+    return -1;
+  }
+  hash_buf(b->p, b->len, out);
+  mem_free(b->p);
+  return 0;
+}
+
+int svc_fprint_nodes(const struct ccm_node_list *nodes,
+                     char digest[CCM_HASH_HEX])
 {
   struct fp_buf b = {0};
 
-  out[0] = '\0';
+  fp_nodes(&b, nodes);
+  return fp_finish(&b, digest);
+}
+
+int svc_fprint_digest(const struct ccm_service *svc,
+                      const char digest[CCM_HASH_HEX], char out[CCM_HASH_HEX])
+{
+  struct fp_buf b = {0};
+
   fp_str(&b, CCM_SVC_FPRINT_VERSION);
   fp_service(&b, svc);
-  fp_nodes(&b, nodes);
-  if (b.oom) {
-    mem_free(b.p);
+  fp_tag(&b, 'n');
+  fp_str(&b, digest);
+  return fp_finish(&b, out);
+}
+
+int svc_fprint(const struct ccm_service *svc,
+               const struct ccm_node_list *nodes, char out[CCM_HASH_HEX])
+{
+  char digest[CCM_HASH_HEX];
+
+  out[0] = '\0';
+  if (svc_fprint_nodes(nodes, digest) != 0)
     return -1;
-  }
-  hash_buf(b.p, b.len, out);
-  mem_free(b.p);
-  return 0;
+  return svc_fprint_digest(svc, digest, out);
 }

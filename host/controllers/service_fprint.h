@@ -23,8 +23,16 @@
  * out of memory (out is then "").
  * Changing the encoding must change CCM_SVC_FPRINT_VERSION: a restart
  * after an upgrade then re-ensures once. */
-#define CCM_SVC_FPRINT_VERSION "ccmhost-lb-inputs-v1"
+#define CCM_SVC_FPRINT_VERSION "ccmhost-lb-inputs-v2"
 int svc_fprint(const struct ccm_service *svc,
                const struct ccm_node_list *nodes, char out[CCM_HASH_HEX]);
+
+/* The two halves of svc_fprint, so that a node set shared by many
+ * Services is hashed once: the digest of the nodes (NULL: no nodes), and
+ * the fingerprint of svc with that digest. Same result as svc_fprint. */
+int svc_fprint_nodes(const struct ccm_node_list *nodes,
+                     char digest[CCM_HASH_HEX]);
+int svc_fprint_digest(const struct ccm_service *svc,
+                      const char digest[CCM_HASH_HEX], char out[CCM_HASH_HEX]);
 
 #endif

@@ -19,6 +19,7 @@
 #include "controllers/workqueue.h"
 #include "kube/objects.h"
 #include "policy/policy.h"
+#include "util/hash.h"
 
 #define CCM_SVC_BASE_DELAY_MS 5000u
 #define CCM_SVC_MAX_DELAY_MS 300000u
@@ -27,6 +28,7 @@
 #define CCM_SVC_MAX_LOGGED_NODES 20u
 #define CCM_SVC_ERR_MAX 768
 #define CCM_SVC_SYNC_POLL_MS 200u /* re-check stop while caches list */
+#define CCM_SVC_TAIL_MAX 64u      /* ensure tails waiting for the writer */
 
 struct svc_ctrl {
   struct ctrl_env env;         /* copied; pointers owned by the host */
@@ -47,6 +49,15 @@ struct svc_ctrl {
   uint32_t n_started;
   pthread_t bg;
   bool bg_started;
+  /* ensure tails (service_tail.c), under tail_lock */
+  pthread_mutex_t tail_lock;
+  pthread_cond_t tail_wake;    /* the writer: a tail or stop */
+  pthread_cond_t tail_idle;    /* a flush: the tail it waits for is done */
+  struct svc_tail *tail_head, *tail_last;
+  size_t n_tails;
+  bool tail_stopping;
+  bool tail_started;
+  pthread_t tail_thread;
   struct svc_metrics m;
 };
 
@@ -120,11 +131,30 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
                           const struct ccm_lb_status *st, char *msg,
                           size_t msglen);
 
+/* ---- ensure tails (service_tail.c) ---- */
+/* The writer thread; stop drains what is queued. */
+int svc_tail_start(struct svc_ctrl *c);
+void svc_tail_stop(struct svc_ctrl *c);
+/* Hand the writes that end an ensure to the writer: the status patch
+ * (when patch_status; *st is moved) and then the fingerprint fp (NULL:
+ * none). False when the worker must write them itself (queue full,
+ * stopping, out of memory); *st is then untouched. */
+bool svc_tail_queue(struct svc_ctrl *c, const char *key,
+                    const struct obj_service *s, struct ccm_lb_status *st,
+                    bool patch_status, const char *fp);
+/* Before a sync of key: finish its tail, if any. True when that tail
+ * recorded a fingerprint (copied to fp), which the cache may not show
+ * yet. */
+bool svc_tail_flush(struct svc_ctrl *c, const char *key,
+                    char fp[CCM_HASH_HEX]);
+
 /* ---- passes (service_sync.c) ---- */
 /* The current backend snapshot (one reference), rebuilt after Node
  * events; NULL on out of memory. */
 struct svc_nodes *svc_ctrl_nodes(struct svc_ctrl *c);
 bool svc_class_served(struct svc_ctrl *c, const char *lb_class);
+/* A tail write failed: a full sync of key after the backoff delay. */
+void svc_requeue_failed(struct svc_ctrl *c, const char *key);
 /* syncService(key) and nodeSyncService(key). */
 void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r);
 void svc_sync_hosts(struct svc_ctrl *c, const char *key,

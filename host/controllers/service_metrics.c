@@ -6,6 +6,10 @@
 
 #include <string.h>
 
+#include "kube/client.h"
+#include "modules/registry.h"
+#include "util/thread.h"
+
 /* Upstream's buckets: 1 s doubling, 15 buckets. */
 static void svc_hist_init_exp(struct svc_hist *h, double start, double f,
                               uint32_t n)
@@ -24,6 +28,25 @@ static void svc_hist_init_exp(struct svc_hist *h, double start, double f,
   atomic_init(&h->sum_us, 0);
 }
 
+void svc_cpu_begin(struct svc_cpu_mark *mark)
+{
+  mark->api = kube_thread_request_cpu_ns();
+  mark->provider = prov_thread_call_cpu_ns();
+  mark->all = thread_cpu_ns();
+}
+
+void svc_cpu_end(struct svc_metrics *m, const struct svc_cpu_mark *mark)
+{
+  uint64_t all = thread_cpu_ns() - mark->all;
+  uint64_t api = kube_thread_request_cpu_ns() - mark->api;
+  uint64_t prov = prov_thread_call_cpu_ns() - mark->provider;
+
+  atomic_fetch_add(&m->cpu_api_ns, api);
+  atomic_fetch_add(&m->cpu_provider_ns, prov);
+  if (all > api + prov)
+    atomic_fetch_add(&m->cpu_host_ns, all - api - prov);
+}
+
 void svc_metrics_init(struct svc_metrics *m)
 {
   atomic_init(&m->lb_sync_total, 0);
@@ -33,6 +56,13 @@ void svc_metrics_init(struct svc_metrics *m)
   atomic_init(&m->not_leader_skips, 0);
   atomic_init(&m->ensure_skipped, 0);
   atomic_init(&m->write_fallbacks, 0);
+  atomic_init(&m->tail_ok, 0);
+  atomic_init(&m->tail_errors, 0);
+  atomic_init(&m->tail_dropped, 0);
+  atomic_init(&m->tail_inline, 0);
+  atomic_init(&m->cpu_host_ns, 0);
+  atomic_init(&m->cpu_api_ns, 0);
+  atomic_init(&m->cpu_provider_ns, 0);
   svc_hist_init_exp(&m->nodesync_latency, 1.0, 2.0, 15);
   svc_hist_init_exp(&m->update_hosts_latency, 1.0, 2.0, 15);
   /* Reconciles are mostly network-bound: 1 ms to about 33 s. */
@@ -144,6 +174,16 @@ void svc_metrics_write(const struct svc_metrics *m, FILE *out,
           "modify, write.\n"
           "# TYPE ccm_service_write_fallbacks_total counter\n"
           "ccm_service_write_fallbacks_total %llu\n"
+          "# HELP ccm_service_status_writer_total Ensure tails (the status "
+          "write, then the input fingerprint) by outcome: written by the "
+          "writer thread, failed there (retried with backoff), dropped on "
+          "leadership loss, or left to the worker because the writer was "
+          "behind.\n"
+          "# TYPE ccm_service_status_writer_total counter\n"
+          "ccm_service_status_writer_total{result=\"success\"} %llu\n"
+          "ccm_service_status_writer_total{result=\"error\"} %llu\n"
+          "ccm_service_status_writer_total{result=\"dropped\"} %llu\n"
+          "ccm_service_status_writer_total{result=\"inline\"} %llu\n"
           "# HELP ccm_service_cached Services the controller tracks.\n"
           "# TYPE ccm_service_cached gauge\n"
           "ccm_service_cached %zu\n",
@@ -151,7 +191,26 @@ void svc_metrics_write(const struct svc_metrics *m, FILE *out,
           (unsigned long long)atomic_load(&m->reconcile_error),
           (unsigned long long)atomic_load(&m->not_leader_skips),
           (unsigned long long)atomic_load(&m->ensure_skipped),
-          (unsigned long long)atomic_load(&m->write_fallbacks), cached);
+          (unsigned long long)atomic_load(&m->write_fallbacks),
+          (unsigned long long)atomic_load(&m->tail_ok),
+          (unsigned long long)atomic_load(&m->tail_errors),
+          (unsigned long long)atomic_load(&m->tail_dropped),
+          (unsigned long long)atomic_load(&m->tail_inline), cached);
+  fprintf(out,
+          "# HELP ccm_reconcile_cpu_seconds_total Thread CPU of the "
+          "controller's passes and status writes: in ccm-host's own code "
+          "(host), inside Kubernetes API requests (api_requests: building, "
+          "sending, receiving) and inside provider modules (provider).\n"
+          "# TYPE ccm_reconcile_cpu_seconds_total counter\n"
+          "ccm_reconcile_cpu_seconds_total{controller=\"service\","
+          "part=\"host\"} %.6f\n"
+          "ccm_reconcile_cpu_seconds_total{controller=\"service\","
+          "part=\"api_requests\"} %.6f\n"
+          "ccm_reconcile_cpu_seconds_total{controller=\"service\","
+          "part=\"provider\"} %.6f\n",
+          (double)atomic_load(&m->cpu_host_ns) / 1e9,
+          (double)atomic_load(&m->cpu_api_ns) / 1e9,
+          (double)atomic_load(&m->cpu_provider_ns) / 1e9);
   svc_hist_write(&m->reconcile_latency, out,
                  "ccm_reconcile_duration_seconds", "controller=\"service\"",
                  "Time of one reconcile, by controller.");

@@ -28,10 +28,25 @@ struct svc_metrics {
   atomic_uint_fast64_t not_leader_skips;
   atomic_uint_fast64_t ensure_skipped;     /* unchanged inputs at start */
   atomic_uint_fast64_t write_fallbacks;    /* merge patch refused: GET+PUT */
+  atomic_uint_fast64_t tail_ok;            /* ensure tails written */
+  atomic_uint_fast64_t tail_errors;        /* ... whose status write failed */
+  atomic_uint_fast64_t tail_dropped;       /* ... dropped: not the leader */
+  atomic_uint_fast64_t tail_inline;        /* written by the worker itself */
+  atomic_uint_fast64_t cpu_host_ns;        /* pass CPU outside the two: */
+  atomic_uint_fast64_t cpu_api_ns;         /* ... in Kubernetes requests */
+  atomic_uint_fast64_t cpu_provider_ns;    /* ... in provider modules */
   struct svc_hist nodesync_latency;        /* one node-sync round */
   struct svc_hist update_hosts_latency;    /* one UpdateLoadBalancer */
   struct svc_hist reconcile_latency;       /* one syncService */
 };
+
+/* The calling thread's CPU clocks at the start of a pass; the end adds
+ * the pass's CPU to the three cpu_* sums. */
+struct svc_cpu_mark {
+  uint64_t all, api, provider;
+};
+void svc_cpu_begin(struct svc_cpu_mark *mark);
+void svc_cpu_end(struct svc_metrics *m, const struct svc_cpu_mark *mark);
 
 void svc_metrics_init(struct svc_metrics *m);
 void svc_hist_observe(struct svc_hist *h, double seconds);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controllers/service_fprint.h"
 #include "controllers/service_logic.h"
 #include "util/mem.h"
 
@@ -71,7 +72,8 @@ static int svc_nodes_alloc(struct svc_nodes *s, size_t n, size_t na,
   return 0;
 }
 
-static void svc_nodes_fill(struct svc_nodes *s)
+/* The provider's view of s->objs and its digest; -1 on out of memory. */
+static int svc_nodes_fill(struct svc_nodes *s)
 {
   size_t i, ai = 0, li = 0;
 
@@ -111,6 +113,7 @@ static void svc_nodes_fill(struct svc_nodes *s)
   s->list.struct_size = sizeof(s->list);
   s->list.nodes = s->ptrs;
   s->list.n_nodes = s->n;
+  return svc_fprint_nodes(&s->list, s->digest);
 }
 
 int svc_nodes_build(struct store *nodes, struct svc_nodes **out)
@@ -141,9 +144,8 @@ int svc_nodes_build(struct store *nodes, struct svc_nodes **out)
   store_list_free(all, n_all);
   all = NULL;
   qsort(s->objs, s->n, sizeof(*s->objs), svc_node_cmp);
-  if (svc_nodes_alloc(s, s->n, na, nl) != 0)
+  if (svc_nodes_alloc(s, s->n, na, nl) != 0 || svc_nodes_fill(s) != 0)
     goto fail;
-  svc_nodes_fill(s);
   *out = s;
   return 0;
 fail:
@@ -153,13 +155,21 @@ fail:
   return -1;
 }
 
-int svc_nodes_subset(const struct svc_nodes *all, const bool *keep,
+int svc_nodes_subset(struct svc_nodes *all, const bool *keep,
                      struct svc_nodes **out)
 {
-  struct svc_nodes *s = mem_calloc(1, sizeof(*s));
+  struct svc_nodes *s;
   size_t i, na = 0, nl = 0;
 
   *out = NULL;
+  for (i = 0; i < all->n && keep[i]; i++)
+    ;
+  if (i == all->n) {
+    /* Every node kept: share the snapshot (and its digest). */
+    *out = svc_nodes_ref(all);
+    return 0;
+  }
+  s = mem_calloc(1, sizeof(*s));
   if (s == NULL)
     return -1;
   atomic_init(&s->refs, 1);
@@ -176,9 +186,8 @@ int svc_nodes_subset(const struct svc_nodes *all, const bool *keep,
     na += on->n_addresses;
     nl += on->meta.n_labels;
   }
-  if (svc_nodes_alloc(s, s->n, na, nl) != 0)
+  if (svc_nodes_alloc(s, s->n, na, nl) != 0 || svc_nodes_fill(s) != 0)
     goto fail;
-  svc_nodes_fill(s);
   *out = s;
   return 0;
 fail:

@@ -13,6 +13,7 @@
 
 #include "ccm_provider.h"
 #include "kube/store.h"
+#include "util/hash.h"
 
 struct svc_nodes {
   atomic_uint refs;
@@ -25,12 +26,14 @@ struct svc_nodes {
   struct ccm_kv *labels;
   const struct ccm_kv **label_ptrs;
   struct ccm_node_list list;    /* what the provider gets */
+  char digest[CCM_HASH_HEX];    /* svc_fprint_nodes(list) */
 };
 
 /* Build from the Node store; 0 or -1 on out of memory. */
 int svc_nodes_build(struct store *nodes, struct svc_nodes **out);
-/* The nodes of all with keep[i] set (a policy's backend_nodes answer). */
-int svc_nodes_subset(const struct svc_nodes *all, const bool *keep,
+/* The nodes of all with keep[i] set (a policy's backend_nodes answer);
+ * all itself (one more reference) when every node is kept. */
+int svc_nodes_subset(struct svc_nodes *all, const bool *keep,
                      struct svc_nodes **out);
 struct svc_nodes *svc_nodes_ref(struct svc_nodes *s);
 void svc_nodes_unref(struct svc_nodes *s);

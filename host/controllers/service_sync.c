@@ -343,12 +343,14 @@ static const char *svc_recorded_inputs(const struct obj_service *s)
  * so that a crash mid-ensure can never leave a matching record behind. */
 static void svc_ensure(struct svc_ctrl *c, const char *key,
                        const struct obj_service *s, struct svc_lb *lb,
-                       struct svc_result *r)
+                       const char *fresh_record, struct svc_result *r)
 {
   struct provider_ref ref = {0};
   struct ccm_lb_status st = {0};
   struct svc_nodes *all = NULL, *nodes = NULL;
-  const char *recorded = svc_recorded_inputs(s);
+  const char *recorded =
+      fresh_record != NULL ? fresh_record : svc_recorded_inputs(s);
+  bool patch_status, record;
   char fp[CCM_HASH_HEX];
   struct svc_input in;
   struct ccm_call call;
@@ -385,7 +387,7 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
       svc_policy_backends(c, s, lb->lb_class, &ref, all, &nodes, r) !=
           SVC_POLICY_OK)
     goto out;
-  if (svc_fprint(&in.svc, &nodes->list, fp) != 0) {
+  if (svc_fprint_digest(&in.svc, nodes->digest, fp) != 0) {
     svc_fail(r, NULL, "out of memory");
     goto out;
   }
@@ -417,7 +419,15 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
     goto out;
   }
   svc_event(c, s, "Normal", "EnsuredLoadBalancer", "Ensured load balancer");
-  if (!svc_ingress_equal(s->ingress, s->n_ingress, &st)) {
+  patch_status = !svc_ingress_equal(s->ingress, s->n_ingress, &st);
+  record = recorded == NULL || drop;
+  /* The writer thread ends it, unless it is behind. */
+  if ((patch_status || record) &&
+      svc_tail_queue(c, key, s, &st, patch_status, record ? fp : NULL)) {
+    r->out = SVC_OUT_DONE;
+    goto out;
+  }
+  if (patch_status) {
     if (!svc_leader(c, r))
       goto out;
     msg[0] = '\0';
@@ -428,7 +438,7 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
       goto out;
     }
   }
-  if (recorded == NULL || drop) {
+  if (record) {
     if (!svc_leader(c, r))
       goto out;
     msg[0] = '\0';
@@ -483,7 +493,7 @@ static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
           SVC_POLICY_OK &&
       svc_policy_backends(c, s, lb->lb_class, &ref, all, &nodes, &pr) ==
           SVC_POLICY_OK &&
-      svc_fprint(&in.svc, &nodes->list, fp) == 0)
+      svc_fprint_digest(&in.svc, nodes->digest, fp) == 0)
     skip = strcmp(fp, recorded) == 0;
   if (skip) {
     svc_remember(c, key, lb, nodes);
@@ -582,10 +592,17 @@ void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r)
   struct svc_snap sn;
   struct svc_lb lb;
   enum svc_branch br;
+  char flushed[CCM_HASH_HEX];
+  const char *fresh_record = NULL;
   double t0 = svc_now_s();
+  struct svc_cpu_mark cpu;
 
+  svc_cpu_begin(&cpu);
   memset(r, 0, sizeof(*r));
   r->out = SVC_OUT_DONE;
+  /* The last ensure's writes land before this sync reads or writes. */
+  if (svc_tail_flush(c, key, flushed))
+    fresh_record = flushed;
   svc_snap_take(c, key, &sn);
   if (strchr(key, '/') == NULL || key[0] == '/') {
     log_msg(CCM_LOG_ERROR, "service", "unexpected key format: \"%s\"", key);
@@ -629,7 +646,7 @@ void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r)
       svc_skip_unchanged(c, key, s, &lb, r))
     goto out;
   if (br == SVC_BRANCH_ENSURE)
-    svc_ensure(c, key, s, &lb, r);
+    svc_ensure(c, key, s, &lb, fresh_record, r);
   else if (br == SVC_BRANCH_DELETE)
     svc_cleanup(c, s, &lb, r);
   if (r->out == SVC_OUT_PARKED)
@@ -649,6 +666,7 @@ out:
   svc_hist_observe(&c->m.reconcile_latency, svc_now_s() - t0);
   obj_unref(obj);
   svc_snap_free(&sn);
+  svc_cpu_end(&c->m, &cpu);
 }
 
 /* ---- nodeSyncService ---------------------------------------------- */
@@ -681,7 +699,9 @@ void svc_sync_hosts(struct svc_ctrl *c, const char *key, struct svc_result *r)
   struct svc_lb lb;
   double t0;
   int rc;
+  struct svc_cpu_mark cpu;
 
+  svc_cpu_begin(&cpu);
   memset(r, 0, sizeof(*r));
   memset(&in, 0, sizeof(in));
   r->out = SVC_OUT_DONE;
@@ -763,4 +783,5 @@ out:
   svc_nodes_unref(nodes);
   svc_nodes_unref(all);
   svc_snap_free(&sn);
+  svc_cpu_end(&c->m, &cpu);
 }

@@ -23,6 +23,7 @@
 #include "util/curl_pool.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_KUBE_BODY_MAX (256u << 20)
 #define CCM_KUBE_LINE_MAX (64u << 20)
@@ -122,7 +123,9 @@ int kube_status_map(long http_status, const char *body, size_t len,
   cJSON *root = NULL, *kind;
   int st;
 
-  if (body != NULL && len > 0 && body[0] == '{') {
+  /* A success's body is the object, which its caller parses if needed. */
+  if ((http_status < 200 || http_status >= 300) && body != NULL &&
+      len > 0 && body[0] == '{') {
     root = cJSON_ParseWithLength(body, len);
     kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "Status") == 0) {
@@ -551,11 +554,38 @@ static bool kc_retryable(int st, long http_status, long retry_after)
   return http_status != 501 || retry_after >= 0;
 }
 
+static _Thread_local uint64_t kc_request_cpu_ns;
+
+uint64_t kube_thread_request_cpu_ns(void)
+{
+  return kc_request_cpu_ns;
+}
+
+static int kc_request(struct kube_client *c, const char *method,
+                      const char *path, const char *content_type,
+                      const char *body, size_t body_len,
+                      const struct kube_request_opts *ro,
+                      struct kube_response *out);
+
 int kube_request_ex(struct kube_client *c, const char *method,
                     const char *path, const char *content_type,
                     const char *body, size_t body_len,
                     const struct kube_request_opts *ro,
                     struct kube_response *out)
+{
+  uint64_t cpu0 = thread_cpu_ns();
+  int st = kc_request(c, method, path, content_type, body, body_len, ro,
+                      out);
+
+  kc_request_cpu_ns += thread_cpu_ns() - cpu0;
+  return st;
+}
+
+static int kc_request(struct kube_client *c, const char *method,
+                      const char *path, const char *content_type,
+                      const char *body, size_t body_len,
+                      const struct kube_request_opts *ro,
+                      struct kube_response *out)
 {
   struct kc_buf b;
   struct curl_slist *hl = NULL;

@@ -103,6 +103,12 @@ int kube_request_ex(struct kube_client *c, const char *method,
                     const struct kube_request_opts *ro,
                     struct kube_response *out);
 
+/* CPU the calling thread has spent inside kube_request and
+ * kube_request_ex (building, sending and receiving, with retries), in ns,
+ * since it started: callers take differences to tell their own CPU from
+ * their requests'. */
+uint64_t kube_thread_request_cpu_ns(void);
+
 /* A watch stream: one callback per complete JSON line (NUL-terminated).
  * Returns when the server closes, *stop becomes true, the callback returns
  * non-zero, or an error occurs. Watches do not consume the limiter.

@@ -18,6 +18,7 @@
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_EVENTS_BUCKETS 1024
 #define CCM_EVENTS_LOG "events"
@@ -422,6 +423,8 @@ static void *ev_main(void *arg)
 {
   struct kube_events *e = arg;
   struct ev_item *it;
+
+  thread_name("kube-events");
 
   pthread_mutex_lock(&e->lock);
   for (;;) {

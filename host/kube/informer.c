@@ -17,6 +17,7 @@
 
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 struct informer {
   char *name;
@@ -580,6 +581,10 @@ static void *watch_main(void *arg)
   struct informer *inf = arg;
   uint32_t delay = inf->cfg.backoff_min_ms;
   bool need_list = true;
+  char tname[16];
+
+  snprintf(tname, sizeof(tname), "watch-%s", inf->name);
+  thread_name(tname);
 
   while (!atomic_load(&inf->stop)) {
     enum watch_end end;
@@ -641,6 +646,8 @@ static void resync_round(struct informer *inf)
 static void *resync_main(void *arg)
 {
   struct informer *inf = arg;
+
+  thread_name("resync");
 
   while (!sleep_or_stop(inf, inf->cfg.resync_ms))
     if (atomic_load(&inf->synced))

@@ -20,6 +20,7 @@
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_LEASE_LOG "lease"
 
@@ -404,6 +405,8 @@ static void *lease_main(void *arg)
   struct lease *l = arg;
   bool was_leader = false;
   int64_t t0, wait;
+
+  thread_name("lease");
 
   for (;;) {
     t0 = lease_now_us();

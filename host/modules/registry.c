@@ -15,6 +15,7 @@
 #include "server/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define LOG_PREFIX "registry"
 
@@ -1011,11 +1012,19 @@ static void prov_record(struct generation *g, const char *op, int rc,
     metrics_histogram_observe(&m->duration[i], (double)elapsed_ns / 1e9);
 }
 
+static _Thread_local uint64_t prov_call_cpu_ns;
+
+uint64_t prov_thread_call_cpu_ns(void)
+{
+  return prov_call_cpu_ns;
+}
+
 /* Call operation `field` of the referenced generation; sets rc. */
 #define PROV_DISPATCH(ref, call, field, ...)                                 \
   do {                                                                       \
     struct generation *g_ = prov_gen((ref), #field);                         \
     int64_t t0_;                                                             \
+    uint64_t cpu0_;                                                          \
     if (!g_) {                                                                \
       rc = CCM_ERR_INTERNAL;                                                 \
       break;                                                                 \
@@ -1028,7 +1037,9 @@ static void prov_record(struct generation *g, const char *op, int rc,
     }                                                                        \
     prov_lock(g_);                                                           \
     t0_ = prov_clock_ns();                                                   \
+    cpu0_ = thread_cpu_ns();                                                 \
     rc = g_->mod->provider->field(g_->instance, (call), __VA_ARGS__);        \
+    prov_call_cpu_ns += thread_cpu_ns() - cpu0_;                             \
     t0_ = prov_clock_ns() - t0_;                                             \
     prov_unlock(g_);                                                         \
     rc = prov_status(g_, (call), #field, rc);                                \

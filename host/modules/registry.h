@@ -88,6 +88,10 @@ void registry_describe(struct registry *reg, FILE *out);
  * module is CCM_THREAD_SERIAL, maps any status outside the enum to
  * CCM_ERR_INTERNAL (and logs it), and clears the outputs on failure.
  */
+/* CPU the calling thread has spent inside provider modules, in ns, since
+ * it started: callers take differences to tell the host's CPU from the
+ * modules'. */
+uint64_t prov_thread_call_cpu_ns(void);
 int prov_lb_get(struct provider_ref *ref, struct ccm_call *call,
                 const struct ccm_service *svc, struct ccm_lb_status *out);
 int prov_lb_ensure(struct provider_ref *ref, struct ccm_call *call,

@@ -20,6 +20,7 @@
 #include "policy/policy_int.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_POLICY_MAX_FILE (1024u * 1024u) /* bytes of one policy file */
 #define CCM_POLICY_DEBOUNCE_MS 100
@@ -849,6 +850,8 @@ static void *policy_watch_main(void *arg)
   struct policy_engine *pe = arg;
   struct pollfd fds[2] = {{pe->ino_fd, POLLIN, 0},
                           {pe->stop_pipe[0], POLLIN, 0}};
+
+  thread_name("policy-watch");
 
   for (;;) {
     bool pending;

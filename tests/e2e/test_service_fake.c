@@ -1,8 +1,9 @@
 /*
  * test_service_fake.c: e2e tests of the service controller with the fake
  * provider's call log and fault injection: node sync (exclusion label
- * flips call update_hosts, unrelated changes do not) and provider errors
- * (the finalizer stays, retries back off, clearing the error converges).
+ * flips call update_hosts, unrelated changes do not), provider errors
+ * (the finalizer stays, retries back off, clearing the error converges)
+ * and a failed status write (retried after the backoff, converges).
  * Polls with generous bounds; only lower bounds on time.
  */
 #include <setjmp.h>
@@ -280,6 +281,34 @@ static void test_delete_error_keeps_finalizer(void **state)
   wait_event(e, "web", "DeletedLoadBalancer");
 }
 
+/* The status write that ends an ensure runs on the writer thread: when it
+ * fails past the client's retries, the Service is synced again after the
+ * backoff (as upstream retries a failed status patch) and converges; the
+ * failure is an Event and a metric, never a lost status. */
+static void test_status_write_failure_retried(void **state)
+{
+  struct e2e *e = *state;
+  const char *path = "/api/v1/namespaces/" NS "/services/web";
+  cJSON *r;
+
+  /* One more 500 than the client's tries: the first status write fails. */
+  r = kdouble_control(e->client, "faults",
+                      "{\"status\":500,\"count\":6,\"method\":\"PATCH\","
+                      "\"path\":\"services/web/status$\"}");
+  assert_non_null(r);
+  cJSON_Delete(r);
+  assert_int_equal(e2e_create_service_lb(e, NS, "web", 80, NULL), 0);
+  wait_event(e, "web", "SyncLoadBalancerFailed");
+  assert_true(e2e_wait_object(e, path, pred_ready, NULL, 60000));
+  assert_true(metric(e, "\nccm_service_status_writer_total{result=\"error\"} ")
+              + metric(e, "\nccm_reconcile_total{controller=\"service\","
+                       "result=\"error\"} ") >= 1);
+  assert_true(metric(e, "\nccm_workqueue_retries_total{queue=\"service\"} ")
+              >= 1);
+  /* The status is owed by the first ensure: the retry ensures again. */
+  assert_true(e2e_call_count(e, "lb_ensure", NULL) >= 2);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -288,6 +317,8 @@ int main(void)
                                     setup_ensure_err, teardown),
     cmocka_unit_test_setup_teardown(test_delete_error_keeps_finalizer,
                                     setup_delete_err, teardown),
+    cmocka_unit_test_setup_teardown(test_status_write_failure_retried,
+                                    setup, teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -490,11 +490,31 @@ static void test_node_snapshot(void **state)
 
   assert_int_equal(svc_nodes_build(st, &b), 0);
   assert_true(svc_nodes_same(a, b));
+  assert_string_equal(a->digest, b->digest);
   svc_nodes_unref(b);
+  /* A policy that keeps every node shares the snapshot and its digest;
+   * one that drops a node gets its own set and digest. */
+  {
+    bool keep[2] = {true, true};
+    char want[CCM_HASH_HEX];
+
+    assert_int_equal(svc_nodes_subset(a, keep, &b), 0);
+    assert_ptr_equal(a, b);
+    svc_nodes_unref(b);
+    keep[0] = false;
+    assert_int_equal(svc_nodes_subset(a, keep, &b), 0);
+    assert_int_equal(b->n, 1);
+    assert_string_equal(b->list.nodes[0]->name, "n2");
+    assert_string_not_equal(a->digest, b->digest);
+    assert_int_equal(svc_fprint_nodes(&b->list, want), 0);
+    assert_string_equal(b->digest, want);
+    svc_nodes_unref(b);
+  }
   /* A providerID change is a different set. */
   put(st, node("n2", NULL, "{\"providerID\":\"p://2b\"}"));
   assert_int_equal(svc_nodes_build(st, &b), 0);
   assert_false(svc_nodes_same(a, b));
+  assert_string_not_equal(a->digest, b->digest);
   svc_nodes_unref(b);
   /* Exclusion label removed: n3 joins. */
   put(st, node("n2", NULL, "{\"providerID\":\"p://2\"}"));
@@ -615,10 +635,17 @@ static void fp_fix_init(struct fp_fix *f)
   f->svc.n_tags = 2;
 }
 
+/* svc_fprint, checked against its two halves (nodes digest, then the
+ * Service with it), which the controller uses. */
 static void fp_of(const struct fp_fix *f, char out[CCM_HASH_HEX])
 {
+  char digest[CCM_HASH_HEX], split[CCM_HASH_HEX];
+
   assert_int_equal(svc_fprint(&f->svc, &f->list_nodes, out), 0);
   assert_int_equal(strlen(out), CCM_HASH_HEX - 1);
+  assert_int_equal(svc_fprint_nodes(&f->list_nodes, digest), 0);
+  assert_int_equal(svc_fprint_digest(&f->svc, digest, split), 0);
+  assert_string_equal(out, split);
 }
 
 static void test_fprint_stable(void **state)
