@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static void hash_hex(const unsigned char *md, unsigned int len,
@@ -22,12 +23,29 @@ static void hash_hex(const unsigned char *md, unsigned int len,
   out[2 * i] = '\0';
 }
 
+/* OpenSSL 3 looks SHA-256 up in its provider store on every implicit
+ * use, which costs more than hashing a few hundred bytes (the service
+ * controller hashes once per reconcile): fetch it once. */
+static EVP_MD *hash_sha256;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_fetch(void)
+{
+  hash_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *hash_md(void)
+{
+  pthread_once(&hash_once, hash_fetch);
+  return hash_sha256 != NULL ? hash_sha256 : EVP_sha256();
+}
+
 void hash_buf(const void *data, size_t len, char out[CCM_HASH_HEX])
 {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
 
-  if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1) {
+  if (EVP_Digest(data, len, md, &md_len, hash_md(), NULL) != 1) {
     out[0] = '\0';
     return;
   }
@@ -46,7 +64,7 @@ int hash_fd(int fd, char out[CCM_HASH_HEX])
   ctx = EVP_MD_CTX_new();
   if (ctx == NULL)
     return -1;
-  if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+  if (EVP_DigestInit_ex(ctx, hash_md(), NULL) != 1)
     goto fail;
   for (;;) {
     ssize_t n = pread(fd, buf, sizeof buf, off);
