@@ -445,16 +445,9 @@ static int svc_create(const struct ctrl_env *env, void **state, char *err,
     c->node_sync_period_ms = env->cfg->service_node_sync_period_s * 1000u;
   pthread_mutex_init(&c->lock, NULL);
   pthread_mutex_init(&c->tail_lock, NULL);
-  pthread_cond_init(&c->tail_wake, NULL);
+  thread_cond_init_mono(&c->tail_wake);
   pthread_cond_init(&c->tail_idle, NULL);
-  {
-    pthread_condattr_t ca;
-
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cond, &ca);
-    pthread_condattr_destroy(&ca);
-  }
+  thread_cond_init_mono(&c->cond);
   svc_metrics_init(&c->m);
   if (svc_cache_init(&c->cache) != 0)
     goto oom;

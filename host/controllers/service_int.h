@@ -29,6 +29,8 @@
 #define CCM_SVC_ERR_MAX 768
 #define CCM_SVC_SYNC_POLL_MS 200u /* re-check stop while caches list */
 #define CCM_SVC_TAIL_MAX 64u      /* ensure tails waiting for the writer */
+#define CCM_SVC_TAIL_LINGER_MS 5u /* writer's poll while tails flow */
+#define CCM_SVC_TAIL_LINGER_ROUNDS 200u /* quiet polls before it sleeps */
 
 struct svc_ctrl {
   struct ctrl_env env;         /* copied; pointers owned by the host */
@@ -56,6 +58,7 @@ struct svc_ctrl {
   struct svc_tail *tail_head, *tail_last;
   size_t n_tails;
   bool tail_stopping;
+  bool tail_sleeping;          /* the writer waits without a timeout */
   bool tail_started;
   pthread_t tail_thread;
   struct svc_metrics m;

@@ -100,6 +100,7 @@ static void tail_run_async(struct svc_ctrl *c, struct svc_tail *t)
 static void *tail_main(void *arg)
 {
   struct svc_ctrl *c = arg;
+  uint32_t quiet = CCM_SVC_TAIL_LINGER_ROUNDS;
 
   thread_name("svc-writer");
   pthread_mutex_lock(&c->tail_lock);
@@ -109,9 +110,21 @@ static void *tail_main(void *arg)
     if (t == NULL) {
       if (c->tail_stopping)
         break;
-      pthread_cond_wait(&c->tail_wake, &c->tail_lock);
+      /* While Services are being ensured, look for tails every few ms
+       * rather than being woken for each (the wake-up is the worker's
+       * cost); after a quiet second, sleep until woken. */
+      if (quiet >= CCM_SVC_TAIL_LINGER_ROUNDS) {
+        c->tail_sleeping = true;
+        pthread_cond_wait(&c->tail_wake, &c->tail_lock);
+        c->tail_sleeping = false;
+      } else {
+        thread_cond_wait_ms(&c->tail_wake, &c->tail_lock,
+                            CCM_SVC_TAIL_LINGER_MS);
+        quiet++;
+      }
       continue;
     }
+    quiet = 0;
     t->running = true;
     pthread_mutex_unlock(&c->tail_lock);
     tail_run_async(c, t);
@@ -185,7 +198,8 @@ bool svc_tail_queue(struct svc_ctrl *c, const char *key,
     c->tail_last = t;
     c->n_tails++;
     queued = true;
-    pthread_cond_signal(&c->tail_wake);
+    if (c->tail_sleeping)
+      pthread_cond_signal(&c->tail_wake);
   }
   pthread_mutex_unlock(&c->tail_lock);
   if (!queued) {

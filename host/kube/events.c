@@ -63,7 +63,8 @@ struct kube_events {
   void *clock_ud;
 
   pthread_mutex_t lock;
-  pthread_cond_t cond;      /* queue non-empty, or stop */
+  pthread_cond_t cond;      /* queue non-empty, or stop (monotonic) */
+  bool sleeping;            /* the sender waits without a timeout */
   pthread_cond_t idle;      /* pending reached 0 */
   struct ev_item *head, *tail;
   size_t queued;
@@ -423,15 +424,28 @@ static void *ev_main(void *arg)
 {
   struct kube_events *e = arg;
   struct ev_item *it;
+  uint32_t quiet = CCM_EVENTS_LINGER_ROUNDS;
 
   thread_name("kube-events");
 
   pthread_mutex_lock(&e->lock);
   for (;;) {
-    while (e->head == NULL && !e->stop)
-      pthread_cond_wait(&e->cond, &e->lock);
+    /* While Events flow, look for more every CCM_EVENTS_LINGER_MS rather
+     * than being woken for each: a wake-up costs the emitting worker more
+     * than the Event. After a quiet second, sleep until woken. */
+    while (e->head == NULL && !e->stop) {
+      if (quiet >= CCM_EVENTS_LINGER_ROUNDS) {
+        e->sleeping = true;
+        pthread_cond_wait(&e->cond, &e->lock);
+        e->sleeping = false;
+      } else {
+        thread_cond_wait_ms(&e->cond, &e->lock, CCM_EVENTS_LINGER_MS);
+        quiet++;
+      }
+    }
     if (e->head == NULL)
       break;
+    quiet = 0;
     it = e->head;
     e->head = it->next;
     if (e->head == NULL)
@@ -473,7 +487,7 @@ int kube_events_new(struct kube_client *c, const struct kube_events_opts *o,
   e->clock = o->clock;
   e->clock_ud = o->clock_ud;
   pthread_mutex_init(&e->lock, NULL);
-  pthread_cond_init(&e->cond, NULL);
+  thread_cond_init_mono(&e->cond);
   pthread_cond_init(&e->idle, NULL);
   if (pthread_create(&e->thread, NULL, ev_main, e) != 0) {
     snprintf(err, errlen, "events: cannot start the sender thread");
@@ -559,7 +573,8 @@ int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
   e->queued++;
   e->pending++;
   e->stats.emitted++;
-  pthread_cond_signal(&e->cond);
+  if (e->sleeping)
+    pthread_cond_signal(&e->cond);
   pthread_mutex_unlock(&e->lock);
   return 0;
 }

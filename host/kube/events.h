@@ -21,6 +21,8 @@
 #define CCM_EVENTS_CACHE_MAX 4096
 #define CCM_EVENTS_QUEUE_MAX 1000
 #define CCM_EVENTS_MESSAGE_MAX 1024
+#define CCM_EVENTS_LINGER_MS 10      /* sender's poll while Events flow */
+#define CCM_EVENTS_LINGER_ROUNDS 100 /* quiet polls before it sleeps */
 
 struct kube_events_opts {
   const char *component; /* source.component, e.g. "service-controller" */

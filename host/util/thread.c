@@ -1,7 +1,7 @@
 /*
  * thread.c: thread naming through prctl(PR_SET_NAME), which needs no
  * _GNU_SOURCE (best effort: a name is a diagnostic, never a requirement),
- * and the thread CPU clock.
+ * the thread CPU clock and monotonic condition-variable waits.
  */
 #include "util/thread.h"
 
@@ -28,4 +28,29 @@ uint64_t thread_cpu_ns(void)
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
     return 0;
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void thread_cond_init_mono(pthread_cond_t *cv)
+{
+  pthread_condattr_t ca;
+
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+void thread_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
+                         uint32_t ms)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += (time_t)(ms / 1000u);
+  ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(cv, mu, &ts);
 }
