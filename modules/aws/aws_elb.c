@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 
 #include "aws.h"
+#include "aws_lb.h"
 
 #define ELB_HC_INTERVAL 10
 #define ELB_HC_TIMEOUT 5
@@ -22,6 +23,7 @@
 #define ELB_DRAIN_TIMEOUT 300
 #define ELB_PROXY_POLICY "k8s-proxyprotocol-enabled"
 #define ELB_SSL_POLICY_PREFIX "k8s-SSLNegotiationPolicy-"
+#define ELB_MAX_PORTS 100 /* listeners per Classic load balancer */
 
 /* ---- small string lists -------------------------------------------------- */
 
@@ -124,25 +126,10 @@ static void elb_free(const struct ccm_host_api *api, struct elb *e) {
   memset(e, 0, sizeof(*e));
 }
 
-static int int_at(const xmlNode *n, const char *path) {
-  char buf[16], *end;
-  long v;
-  if (!aws_xml_path_text(n, path, buf, sizeof(buf)))
-    return -1;
-  v = strtol(buf, &end, 10);
-  return end != buf && *end == '\0' ? (int)v : -1;
-}
-
 static int elb_call(struct aws *aws, struct ccm_call *call, const char *action,
                     struct aws_params *p, xmlDoc **doc,
                     struct aws_error *err) {
-  xmlDoc *local = NULL;
-  int rc = aws_query(aws, call, AWS_SVC_ELB, action, p, doc ? doc : &local,
-                     err);
-  aws_params_clear(p);
-  if (local != NULL)
-    xmlFreeDoc(local);
-  return rc;
+  return aws_lb_call(aws, call, AWS_SVC_ELB, action, p, doc, err);
 }
 
 /* DescribeLoadBalancers for name; e->found false when absent. */
@@ -189,8 +176,8 @@ static int elb_describe(struct aws *aws, struct ccm_call *call,
     aws_xml_path_text(l, "Protocol", v->proto, sizeof(v->proto));
     aws_xml_path_text(l, "InstanceProtocol", v->iproto, sizeof(v->iproto));
     aws_xml_path_text(l, "SSLCertificateId", v->cert, sizeof(v->cert));
-    v->port = int_at(l, "LoadBalancerPort");
-    v->iport = int_at(l, "InstancePort");
+    v->port = aws_lb_int_at(l, "LoadBalancerPort");
+    v->iport = aws_lb_int_at(l, "InstancePort");
     aws_xml_path_text(m, "PolicyNames/member", v->policy, sizeof(v->policy));
   }
   xmlNode *bs = aws_xml_child(d, "BackendServerDescriptions");
@@ -213,10 +200,10 @@ static int elb_describe(struct aws *aws, struct ccm_call *call,
                   &e->instances);
   aws_xml_path_text(d, "HealthCheck/Target", e->hc_target,
                     sizeof(e->hc_target));
-  e->hc[0] = int_at(d, "HealthCheck/Interval");
-  e->hc[1] = int_at(d, "HealthCheck/Timeout");
-  e->hc[2] = int_at(d, "HealthCheck/HealthyThreshold");
-  e->hc[3] = int_at(d, "HealthCheck/UnhealthyThreshold");
+  e->hc[0] = aws_lb_int_at(d, "HealthCheck/Interval");
+  e->hc[1] = aws_lb_int_at(d, "HealthCheck/Timeout");
+  e->hc[2] = aws_lb_int_at(d, "HealthCheck/HealthyThreshold");
+  e->hc[3] = aws_lb_int_at(d, "HealthCheck/UnhealthyThreshold");
   xmlFreeDoc(doc);
   if (e->dns == NULL || e->subnets.oom || e->sgs.oom || e->instances.oom)
     rc = CCM_ERR_INTERNAL;
@@ -259,20 +246,6 @@ static int elb_owned(struct aws *aws, struct ccm_call *call, const char *name,
 
 /* ---- desired state ------------------------------------------------------- */
 
-static bool port_listed(const struct ccm_option_value *ports,
-                        const struct ccm_service_port *sp) {
-  char num[8];
-  if (ports == NULL)
-    return true; /* ssl-ports unset: every port (upstream default "*") */
-  snprintf(num, sizeof(num), "%u", sp->port);
-  for (size_t i = 0; i < ports->list_len; i++)
-    if (strcmp(ports->list[i], "*") == 0 || strcmp(ports->list[i], num) == 0 ||
-        (sp->name != NULL && sp->name[0] &&
-         strcmp(ports->list[i], sp->name) == 0))
-      return true;
-  return false;
-}
-
 static int want_listeners(struct aws *aws, struct ccm_call *call,
                           const struct ccm_service *svc,
                           struct elb_listener *out) {
@@ -303,7 +276,7 @@ static int want_listeners(struct aws *aws, struct ccm_call *call,
              : strcasecmp(backend, "https") == 0   ? "HTTPS"
              : strcasecmp(backend, "ssl") == 0     ? "SSL"
                                                    : "TCP");
-    if (cert != NULL && port_listed(ssl_ports, sp)) {
+    if (cert != NULL && aws_lb_port_listed(ssl_ports, sp)) {
       snprintf(l->proto, sizeof(l->proto), "%s", http ? "HTTPS" : "SSL");
       snprintf(l->cert, sizeof(l->cert), "%s", cert);
     } else {
@@ -765,13 +738,14 @@ static int sync_attributes(struct aws *aws, struct ccm_call *call,
   a = aws_xml_path(xmlDocGetRootElement(doc),
                    "DescribeLoadBalancerAttributesResult/"
                    "LoadBalancerAttributes");
-  drift = int_at(a, "ConnectionSettings/IdleTimeout") != idle ||
+  drift = aws_lb_int_at(a, "ConnectionSettings/IdleTimeout") != idle ||
           !aws_xml_path_text(a, "CrossZoneLoadBalancing/Enabled", v,
                              sizeof(v)) ||
           (strcmp(v, "true") == 0) != cross ||
           !aws_xml_path_text(a, "ConnectionDraining/Enabled", v, sizeof(v)) ||
           (strcmp(v, "true") == 0) != drain ||
-          (drain && int_at(a, "ConnectionDraining/Timeout") != drain_t) ||
+          (drain &&
+           aws_lb_int_at(a, "ConnectionDraining/Timeout") != drain_t) ||
           !aws_xml_path_text(a, "AccessLog/Enabled", v, sizeof(v)) ||
           (strcmp(v, "true") == 0) != logs;
   xmlFreeDoc(doc);
@@ -939,46 +913,6 @@ static int elb_get(struct aws *aws, struct ccm_call *call,
   return rc;
 }
 
-/* Tags every resource gets: ownership, service, and the Service's own. */
-static void tag_params(struct aws_params *p, const char *prefix,
-                       const char *cluster, const char *service,
-                       const struct ccm_service *svc) {
-  char key[300];
-  size_t n = 0;
-  snprintf(key, sizeof(key), "%s%s", AWS_CLUSTER_TAG_PREFIX, cluster);
-  aws_params_addf(p, key, "%s.member.%zu.Key", prefix, ++n);
-  aws_params_addf(p, "owned", "%s.member.%zu.Value", prefix, n);
-  aws_params_addf(p, AWS_SERVICE_NAME_TAG, "%s.member.%zu.Key", prefix, ++n);
-  aws_params_addf(p, service, "%s.member.%zu.Value", prefix, n);
-  for (size_t i = 0; i < svc->n_tags; i++) {
-    if (strcmp(svc->tags[i]->key, key) == 0 ||
-        strcmp(svc->tags[i]->key, AWS_SERVICE_NAME_TAG) == 0)
-      continue;
-    aws_params_addf(p, svc->tags[i]->key, "%s.member.%zu.Key", prefix, ++n);
-    aws_params_addf(p, svc->tags[i]->value ? svc->tags[i]->value : "",
-                    "%s.member.%zu.Value", prefix, n);
-  }
-}
-
-static int validate(struct aws *aws, struct ccm_call *call,
-                    const struct ccm_service *svc) {
-  if (svc->session_affinity_client_ip) {
-    aws->api->call_set_error(call, "sessionAffinity ClientIP is not "
-                             "supported by AWS load balancers");
-    return CCM_ERR_INVALID;
-  }
-  if (svc->load_balancer_ip != NULL && svc->load_balancer_ip[0] != '\0') {
-    aws->api->call_set_error(call, "spec.loadBalancerIP is not supported on "
-                             "AWS");
-    return CCM_ERR_INVALID;
-  }
-  if (svc->n_ports == 0 || svc->n_ports > 100) {
-    aws->api->call_set_error(call, "a load balancer needs 1 to 100 ports");
-    return CCM_ERR_INVALID;
-  }
-  return check_type(aws, call, svc);
-}
-
 /* The security groups of the load balancer; *managed gets the group this
  * module owns (NULL when the Service names its own groups). */
 static int want_sgs(struct aws *aws, struct ccm_call *call,
@@ -1105,7 +1039,7 @@ static int reconcile(struct aws *aws, struct ccm_call *call,
    * only when one is missing or different. */
   aws_params_init(&p, api);
   aws_params_add(&p, "LoadBalancerNames.member.1", name);
-  tag_params(&p, "Tags", cluster, service, svc);
+  aws_lb_tag_params(&p, "Tags", cluster, service, svc);
   bool same = true;
   for (size_t i = 1; same && i + 1 < p.n; i += 2) {
     const char *v = aws_tags_get(tags, n_tags, p.items[i].value);
@@ -1139,7 +1073,9 @@ static int elb_ensure(struct aws *aws, struct ccm_call *call,
   int hc[4], rc;
 
   memset(&e, 0, sizeof(e));
-  rc = validate(aws, call, svc);
+  rc = aws_lb_validate(aws, call, svc, ELB_MAX_PORTS, "a load balancer");
+  if (rc == CCM_OK)
+    rc = check_type(aws, call, svc);
   if (rc != CCM_OK)
     return rc;
   snprintf(service, sizeof(service), "%s/%s", svc->namespace_, svc->name);
@@ -1204,7 +1140,7 @@ static int elb_ensure(struct aws *aws, struct ccm_call *call,
       aws_params_addf(&p, sgs.v[i], "SecurityGroups.member.%zu", i + 1);
     if (internal)
       aws_params_add(&p, "Scheme", "internal");
-    tag_params(&p, "Tags", cluster, service, svc);
+    aws_lb_tag_params(&p, "Tags", cluster, service, svc);
     rc = elb_call(aws, call, "CreateLoadBalancer", &p, NULL, NULL);
     if (rc != CCM_OK)
       goto out;

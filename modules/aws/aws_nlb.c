@@ -15,6 +15,7 @@
 #include <libxml/tree.h>
 
 #include "aws.h"
+#include "aws_lb.h"
 
 #define NLB_ARN 320
 #define NLB_TARGET_CHUNK 100 /* Targets.member.N per Register/Deregister */
@@ -27,6 +28,7 @@
 #define NLB_LOCAL_HC_THRESHOLD 2
 #define NLB_DEFAULT_SSL_POLICY "ELBSecurityPolicy-2016-08"
 #define NLB_MAX_SUBNETS 16
+#define NLB_MAX_PORTS 50 /* listeners per NLB */
 /* Node security-group rule descriptions, as upstream writes them. */
 #define NLB_RULE_CLIENT "kubernetes.io/rule/nlb/client="
 #define NLB_RULE_HEALTH "kubernetes.io/rule/nlb/health="
@@ -83,22 +85,7 @@ static void upper(char *dst, size_t len, const char *src) {
 static int v2_call(struct aws *aws, struct ccm_call *call, const char *action,
                    struct aws_params *p, xmlDoc **doc,
                    struct aws_error *err) {
-  xmlDoc *local = NULL;
-  int rc = aws_query(aws, call, AWS_SVC_ELBV2, action, p, doc ? doc : &local,
-                     err);
-  aws_params_clear(p);
-  if (local != NULL)
-    xmlFreeDoc(local);
-  return rc;
-}
-
-static int int_at(const xmlNode *n, const char *path) {
-  char buf[16], *end;
-  long v;
-  if (!aws_xml_path_text(n, path, buf, sizeof(buf)))
-    return -1;
-  v = strtol(buf, &end, 10);
-  return end != buf && *end == '\0' ? (int)v : -1;
+  return aws_lb_call(aws, call, AWS_SVC_ELBV2, action, p, doc, err);
 }
 
 static void lb_read(const xmlNode *m, struct nlb_lb *lb) {
@@ -204,11 +191,11 @@ static void tg_read(const xmlNode *m, struct nlb_tg *t) {
                     sizeof(t->hc_proto));
   aws_xml_path_text(m, "HealthCheckPort", t->hc_port, sizeof(t->hc_port));
   aws_xml_path_text(m, "HealthCheckPath", t->hc_path, sizeof(t->hc_path));
-  t->port = int_at(m, "Port");
-  t->hc[0] = int_at(m, "HealthCheckIntervalSeconds");
-  t->hc[1] = int_at(m, "HealthCheckTimeoutSeconds");
-  t->hc[2] = int_at(m, "HealthyThresholdCount");
-  t->hc[3] = int_at(m, "UnhealthyThresholdCount");
+  t->port = aws_lb_int_at(m, "Port");
+  t->hc[0] = aws_lb_int_at(m, "HealthCheckIntervalSeconds");
+  t->hc[1] = aws_lb_int_at(m, "HealthCheckTimeoutSeconds");
+  t->hc[2] = aws_lb_int_at(m, "HealthyThresholdCount");
+  t->hc[3] = aws_lb_int_at(m, "UnhealthyThresholdCount");
 }
 
 static void state_free(const struct ccm_host_api *api, struct nlb_state *s) {
@@ -255,7 +242,7 @@ static int state_describe(struct aws *aws, struct ccm_call *call,
       aws_xml_path_text(m, "Certificates/member/CertificateArn", v->cert,
                         sizeof(v->cert));
       aws_xml_path_text(m, "SslPolicy", v->policy, sizeof(v->policy));
-      v->port = int_at(m, "Port");
+      v->port = aws_lb_int_at(m, "Port");
     }
     xmlFreeDoc(doc);
     doc = NULL;
@@ -299,20 +286,6 @@ static struct nlb_tg *state_tg(struct nlb_state *s, const char *arn) {
 }
 
 /* ---- desired state ------------------------------------------------------- */
-
-static bool port_listed(const struct ccm_option_value *ports,
-                        const struct ccm_service_port *sp) {
-  char num[8];
-  if (ports == NULL)
-    return true; /* ssl-ports unset: every port */
-  snprintf(num, sizeof(num), "%u", sp->port);
-  for (size_t i = 0; i < ports->list_len; i++)
-    if (strcmp(ports->list[i], "*") == 0 || strcmp(ports->list[i], num) == 0 ||
-        (sp->name != NULL && sp->name[0] &&
-         strcmp(ports->list[i], sp->name) == 0))
-      return true;
-  return false;
-}
 
 /* Health check of every target group: upstream defaults, eTP Local
  * through the health-check node port, then the healthcheck-* options. */
@@ -395,7 +368,7 @@ static int want_ports(struct aws *aws, struct ccm_call *call,
     if (sp->protocol == CCM_PROTO_UDP) {
       snprintf(w->proto, sizeof(w->proto), "UDP");
       snprintf(w->tg.proto, sizeof(w->tg.proto), "UDP");
-    } else if (cert != NULL && port_listed(ssl_ports, sp)) {
+    } else if (cert != NULL && aws_lb_port_listed(ssl_ports, sp)) {
       snprintf(w->proto, sizeof(w->proto), "TLS");
       snprintf(w->cert, sizeof(w->cert), "%s", cert);
       snprintf(w->policy, sizeof(w->policy), "%s",
@@ -409,45 +382,6 @@ static int want_ports(struct aws *aws, struct ccm_call *call,
     }
     want_health(svc, &w->tg);
     tg_name(cluster, svc, w->port, &w->tg);
-  }
-  return CCM_OK;
-}
-
-/* Tags every resource gets: ownership, service, and the Service's own. */
-static void tag_params(struct aws_params *p, const char *cluster,
-                       const char *service, const struct ccm_service *svc) {
-  char key[300];
-  size_t n = 0;
-  snprintf(key, sizeof(key), "%s%s", AWS_CLUSTER_TAG_PREFIX, cluster);
-  aws_params_addf(p, key, "Tags.member.%zu.Key", ++n);
-  aws_params_addf(p, "owned", "Tags.member.%zu.Value", n);
-  aws_params_addf(p, AWS_SERVICE_NAME_TAG, "Tags.member.%zu.Key", ++n);
-  aws_params_addf(p, service, "Tags.member.%zu.Value", n);
-  for (size_t i = 0; i < svc->n_tags; i++) {
-    if (strcmp(svc->tags[i]->key, key) == 0 ||
-        strcmp(svc->tags[i]->key, AWS_SERVICE_NAME_TAG) == 0)
-      continue;
-    aws_params_addf(p, svc->tags[i]->key, "Tags.member.%zu.Key", ++n);
-    aws_params_addf(p, svc->tags[i]->value ? svc->tags[i]->value : "",
-                    "Tags.member.%zu.Value", n);
-  }
-}
-
-static int validate(struct aws *aws, struct ccm_call *call,
-                    const struct ccm_service *svc) {
-  if (svc->session_affinity_client_ip) {
-    aws->api->call_set_error(call, "sessionAffinity ClientIP is not "
-                             "supported by AWS load balancers");
-    return CCM_ERR_INVALID;
-  }
-  if (svc->load_balancer_ip != NULL && svc->load_balancer_ip[0] != '\0') {
-    aws->api->call_set_error(call, "spec.loadBalancerIP is not supported on "
-                             "AWS");
-    return CCM_ERR_INVALID;
-  }
-  if (svc->n_ports == 0 || svc->n_ports > 50) {
-    aws->api->call_set_error(call, "an NLB needs 1 to 50 ports");
-    return CCM_ERR_INVALID;
   }
   return CCM_OK;
 }
@@ -540,7 +474,7 @@ static int targets_sync(struct aws *aws, struct ccm_call *call,
     char *id = aws_xml_path_dup(api, m, "Target/Id");
     if (id == NULL)
       continue;
-    have_port[n_have] = int_at(m, "Target/Port");
+    have_port[n_have] = aws_lb_int_at(m, "Target/Port");
     have[n_have++] = id;
   }
   if (doc != NULL)
@@ -627,7 +561,7 @@ static int tg_create(struct aws *aws, struct ccm_call *call,
   aws_params_add(&p, "VpcId", vpc);
   aws_params_add(&p, "TargetType", "instance");
   hc_params(&p, t);
-  tag_params(&p, cluster, service, svc);
+  aws_lb_tag_params(&p, "Tags", cluster, service, svc);
   rc = v2_call(aws, call, "CreateTargetGroup", &p, &doc, NULL);
   if (rc != CCM_OK)
     return rc;
@@ -848,7 +782,7 @@ static int lb_create(struct aws *aws, struct ccm_call *call,
       aws_params_addf(&p, ips->list[i],
                       "SubnetMappings.member.%zu.PrivateIPv4Address", i + 1);
   }
-  tag_params(&p, cluster, service, svc);
+  aws_lb_tag_params(&p, "Tags", cluster, service, svc);
   rc = v2_call(aws, call, "CreateLoadBalancer", &p, &doc, NULL);
   if (rc != CCM_OK)
     goto out;
@@ -881,7 +815,7 @@ static int lb_tags(struct aws *aws, struct ccm_call *call, const char *arn,
   bool same = true;
 
   aws_params_init(&p, aws->api);
-  tag_params(&p, cluster, service, svc);
+  aws_lb_tag_params(&p, "Tags", cluster, service, svc);
   for (size_t i = 0; same && i + 1 < p.n; i += 2) {
     const char *v = aws_tags_get(tags, n_tags, p.items[i].value);
     same = v != NULL && strcmp(v, p.items[i + 1].value) == 0;
@@ -891,7 +825,7 @@ static int lb_tags(struct aws *aws, struct ccm_call *call, const char *arn,
     return CCM_OK;
   aws_params_init(&p, aws->api);
   aws_params_add(&p, "ResourceArns.member.1", arn);
-  tag_params(&p, cluster, service, svc);
+  aws_lb_tag_params(&p, "Tags", cluster, service, svc);
   return v2_call(aws, call, "AddTags", &p, NULL, NULL);
 }
 
@@ -1290,7 +1224,7 @@ int aws_nlb_ensure(struct aws *aws, struct ccm_call *call,
   int rc;
 
   memset(&lb, 0, sizeof(lb));
-  rc = validate(aws, call, svc);
+  rc = aws_lb_validate(aws, call, svc, NLB_MAX_PORTS, "an NLB");
   if (rc != CCM_OK)
     return rc;
   snprintf(service, sizeof(service), "%s/%s", svc->namespace_, svc->name);

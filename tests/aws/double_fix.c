@@ -180,3 +180,93 @@ void fx_node_make(struct ccm_node *n, const char *name, const char *pid) {
   n->provider_id = pid;
 }
 
+
+void fx_start(struct fix *f, const char *extra) {
+  char keys[512];
+  fx_env_clean();
+  fx_env_keys();
+  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  snprintf(keys, sizeof(keys),
+           "region = \"us-east-1\"; cluster_id = \"kubernetes\"; %s", extra);
+  if (fx_up(f, keys) != CCM_OK)
+    fail_msg("init: %s", f->call.error);
+  fx_reset(f);
+}
+
+void fx_finish(struct fix *f) {
+  fx_down(f);
+  fx_env_clean();
+}
+
+cJSON *fx_state(struct fix *f) {
+  return fx_control(f, "GET", "/_double/state", NULL);
+}
+
+void fx_calls_clear(struct fix *f) {
+  cJSON_Delete(fx_control(f, "DELETE", "/_double/calls", NULL));
+}
+
+void fx_faults(struct fix *f, const char *json) {
+  cJSON_Delete(fx_control(f, "POST", "/_double/faults", json));
+}
+
+void fx_query_ok(struct fix *f, enum aws_service svc, const char *action,
+                 struct aws_params *p) {
+  xmlDoc *doc = NULL;
+  assert_int_equal(aws_query(f->aws, &f->call, svc, action, p, &doc, NULL),
+                   CCM_OK);
+  aws_params_clear(p);
+  xmlFreeDoc(doc);
+}
+
+void fx_svc_make(struct fx_svc *s, const char *lb_name) {
+  memset(s, 0, sizeof(*s));
+  s->port80 = (struct ccm_service_port){sizeof(s->port80), "http",
+                                        CCM_PROTO_TCP, 80, 30080};
+  s->port443 = (struct ccm_service_port){sizeof(s->port443), "https",
+                                         CCM_PROTO_TCP, 443, 30443};
+  s->ports[0] = &s->port80;
+  s->ports[1] = &s->port443;
+  s->tag = (struct ccm_kv){sizeof(s->tag), "team", "web"};
+  s->tags[0] = &s->tag;
+  s->svc.struct_size = sizeof(s->svc);
+  s->svc.cluster_name = "kubernetes";
+  s->svc.namespace_ = "default";
+  s->svc.name = "web";
+  s->svc.uid = "6128d5b1-4c0f-8a11-0000-000000000000";
+  s->svc.lb_name = lb_name;
+  s->svc.ports = s->ports;
+  s->svc.n_ports = 2;
+  s->svc.tags = s->tags;
+  s->svc.n_tags = 1;
+  s->svc.options = s->opts;
+  fx_node_make(&s->n1, FX_NODE_A, "aws:///us-east-1a/" FX_ID_A);
+  fx_node_make(&s->n2, FX_NODE_B, NULL);
+  s->nodes[0] = &s->n1;
+  s->nodes[1] = &s->n2;
+  s->list.struct_size = sizeof(s->list);
+  s->list.nodes = s->nodes;
+  s->list.n_nodes = 2;
+}
+
+struct ccm_option_value *fx_svc_opt(struct fx_svc *s, const char *name,
+                                    uint32_t type) {
+  struct ccm_option_value *o;
+  assert_true(s->svc.n_options < FX_OPTS_MAX);
+  o = &s->opt[s->svc.n_options];
+  memset(o, 0, sizeof(*o));
+  o->struct_size = sizeof(*o);
+  o->name = name;
+  o->type = type;
+  s->opts[s->svc.n_options++] = o;
+  return o;
+}
+
+void fx_ensure(struct fix *f, struct fx_svc *s, int want) {
+  struct ccm_lb_status st = {0};
+  int rc = f->p->lb_ensure(f->aws, &f->call, &s->svc, &s->list, &st);
+  lb_status_clear(&st);
+  if (rc != want)
+    fail_msg("ensure %s: %d, want %d: %s", s->svc.lb_name, rc, want,
+             f->call.error);
+}

@@ -31,9 +31,6 @@
 #include "util/log.h"
 
 #define WEB_TOKEN "eyJhbGciOiJSUzI1NiJ9.double-web-identity-token.c2lnbmF0dXJl"
-#define NODE_A "ip-10-0-128-10.ec2.internal"
-#define NODE_B "ip-10-0-144-20.ec2.internal"
-#define ID_A "i-0a1b2c3d4e5f60001"
 
 /* ---- credential sources ------------------------------------------------- */
 
@@ -51,7 +48,7 @@ static void test_imds_everything(void **state) {
   fx_reset(&f);
   assert_string_equal(f.aws->cfg.region, "us-east-1");
   assert_string_equal(f.aws->cluster_id, "kubernetes");
-  fx_node_make(&n, NODE_B, NULL);
+  fx_node_make(&n, FX_NODE_B, NULL);
   /* The reset revoked the role credentials init cached: the module reads
    * them again from IMDS within the same call. */
   if (f.p->instance_exists(f.aws, &f.call, &n, &exists) != CCM_OK)
@@ -85,7 +82,7 @@ static void test_web_identity(void **state) {
       CCM_OK)
     fail_msg("init: %s", f.call.error);
   fx_reset(&f);
-  fx_node_make(&n, "x", "aws:///us-east-1a/" ID_A);
+  fx_node_make(&n, "x", "aws:///us-east-1a/" FX_ID_A);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
   assert_true(exists);
   assert_int_equal(f.aws->base.source, AWS_SRC_WEB_IDENTITY);
@@ -107,8 +104,7 @@ static void test_web_identity(void **state) {
                    CCM_ERR_AUTH);
   assert_non_null(strstr(f.call.error, "web identity"));
   assert_null(strstr(f.call.error, "not-a-known-token"));
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 static void test_assume_role(void **state) {
@@ -117,23 +113,15 @@ static void test_assume_role(void **state) {
   bool exists = false;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
-                 "role_arn = \"arn:aws:iam::123456789012:role/ccm\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  fx_node_make(&n, ID_A, NULL);
+  fx_start(&f, "role_arn = \"arn:aws:iam::123456789012:role/ccm\";");
+  fx_node_make(&n, FX_ID_A, NULL);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &n, &exists), CCM_OK);
   assert_true(exists);
   assert_int_equal(f.aws->base.source, AWS_SRC_ENV);
   assert_int_equal(f.aws->role.source, AWS_SRC_ASSUME_ROLE);
   assert_string_not_equal(f.aws->role.access_key, "AKIDEXAMPLE");
   assert_int_equal(fx_calls(&f, "AssumeRole"), 1);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* ---- routes ------------------------------------------------------------------ */
@@ -157,15 +145,9 @@ static void test_routes_blackhole(void **state) {
   char spec[160];
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
+  fx_start(&f, "");
   r.struct_size = sizeof(r);
-  r.target_node = NODE_A;
+  r.target_node = FX_NODE_A;
   r.destination_cidr = "100.96.1.0/24";
   assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
                    CCM_OK);
@@ -173,14 +155,14 @@ static void test_routes_blackhole(void **state) {
   assert_int_equal(fx_calls(&f, "CreateRoute"), 1);
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
-  assert_string_equal(hit->target_node, NODE_A);
+  assert_string_equal(hit->target_node, FX_NODE_A);
   assert_string_equal(hit->name, "kubernetes-100.96.1.0/24");
   assert_false(hit->blackhole);
   route_list_clear(&l);
 
   /* The instance goes away: the route is a blackhole. */
   snprintf(spec, sizeof(spec), "{\"instance_id\": \"%s\", \"action\": "
-           "\"terminate\"}", ID_A);
+           "\"terminate\"}", FX_ID_A);
   cJSON_Delete(fx_control(&f, "POST", "/_double/state", spec));
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
@@ -188,13 +170,13 @@ static void test_routes_blackhole(void **state) {
   route_list_clear(&l);
 
   /* The CIDR moves to another node: the blackhole is deleted first. */
-  r.target_node = NODE_B;
+  r.target_node = FX_NODE_B;
   assert_int_equal(f.p->route_create(f.aws, &f.call, "kubernetes", "uid", &r),
                    CCM_OK);
   assert_int_equal(fx_calls(&f, "DeleteRoute"), 1);
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 1);
-  assert_string_equal(hit->target_node, NODE_B);
+  assert_string_equal(hit->target_node, FX_NODE_B);
   assert_false(hit->blackhole);
   route_list_clear(&l);
 
@@ -216,8 +198,7 @@ static void test_routes_blackhole(void **state) {
   assert_int_equal(f.p->route_list(f.aws, &f.call, "kubernetes", &l), CCM_OK);
   assert_int_equal(list_find(&l, "100.96.1.0/24", &hit), 0);
   route_list_clear(&l);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* ---- instances ------------------------------------------------------------- */
@@ -232,17 +213,11 @@ static void test_instances_states_and_batch(void **state) {
   bool b;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  fx_node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
+  fx_start(&f, "");
+  fx_node_make(&a, FX_NODE_A, "aws:///us-east-1a/" FX_ID_A);
   fx_node_make(&stopped, "s", "aws:////i-0a1b2c3d4e5f60004");
   fx_node_make(&gone, "g", "aws:///us-east-1a/i-0ffffffffffffffff");
-  fx_node_make(&byname, NODE_B, NULL);
+  fx_node_make(&byname, FX_NODE_B, NULL);
   memset(m, 0, sizeof(m));
 
   assert_int_equal(f.p->instance_shutdown(f.aws, &f.call, &stopped, &b),
@@ -256,7 +231,7 @@ static void test_instances_states_and_batch(void **state) {
 
   /* One DescribeInstances for the IDs (falling back to a filter when an
    * ID is unknown) and one for the name. */
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  fx_calls_clear(&f);
   assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
                                                 status),
                    CCM_OK);
@@ -264,7 +239,7 @@ static void test_instances_states_and_batch(void **state) {
   assert_int_equal(status[1], CCM_OK);
   assert_int_equal(status[2], CCM_ERR_NOT_FOUND);
   assert_int_equal(status[3], CCM_OK);
-  assert_string_equal(m[0].provider_id, "aws:///us-east-1a/" ID_A);
+  assert_string_equal(m[0].provider_id, "aws:///us-east-1a/" FX_ID_A);
   assert_string_equal(m[3].zone, "us-east-1b");
   assert_string_equal(m[0].instance_type, "m5.large");
   assert_string_equal(m[0].addresses[0].address, "10.0.128.10");
@@ -274,15 +249,14 @@ static void test_instances_states_and_batch(void **state) {
 
   /* Terminated: exists says no, metadata says not found. */
   cJSON_Delete(fx_control(&f, "POST", "/_double/state",
-                       "{\"instance_id\": \"" ID_A "\", \"action\": "
+                       "{\"instance_id\": \"" FX_ID_A "\", \"action\": "
                        "\"terminate\"}"));
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
   assert_false(b);
   assert_int_equal(f.p->instance_metadata(f.aws, &f.call, &a, &m[0]),
                    CCM_ERR_NOT_FOUND);
   instance_meta_clear(&m[0]);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* describe_batch_size = 1: one DescribeInstances per node, by ID and by
@@ -296,17 +270,11 @@ static void test_instances_unbatched(void **state) {
   int status[4];
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
-                 "describe_batch_size = 1;") != CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  fx_node_make(&a, "a", "aws:///us-east-1a/" ID_A);
+  fx_start(&f, "describe_batch_size = 1;");
+  fx_node_make(&a, "a", "aws:///us-east-1a/" FX_ID_A);
   fx_node_make(&c, "c", "aws:///us-east-1c/i-0a1b2c3d4e5f60003");
   fx_node_make(&s, "s", "aws:////i-0a1b2c3d4e5f60004");
-  fx_node_make(&nb, NODE_B, NULL);
+  fx_node_make(&nb, FX_NODE_B, NULL);
   memset(m, 0, sizeof(m));
   assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 4, out,
                                                 status),
@@ -321,8 +289,7 @@ static void test_instances_unbatched(void **state) {
   assert_int_equal(fx_calls(&f, "DescribeInstances"), 4);
   for (int i = 0; i < 4; i++)
     instance_meta_clear(&m[i]);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Throttling from the double: retried within the budget, then throttled. */
@@ -332,82 +299,26 @@ static void test_throttle_budget(void **state) {
   bool b = false;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  fx_node_make(&a, NODE_A, "aws:///us-east-1a/" ID_A);
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"DescribeInstances\", \"count\": 2}"));
+  fx_start(&f, "");
+  fx_node_make(&a, FX_NODE_A, "aws:///us-east-1a/" FX_ID_A);
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"DescribeInstances\", \"count\": 2}");
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b), CCM_OK);
   assert_true(b);
   assert_int_equal(fx_calls(&f, "DescribeInstances"), 3);
 
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"DescribeInstances\"}"));
+  fx_calls_clear(&f);
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"DescribeInstances\"}");
   call_init(&f.call, 30000);
   assert_int_equal(f.p->instance_exists(f.aws, &f.call, &a, &b),
                    CCM_ERR_THROTTLED);
   assert_non_null(strstr(f.call.error, "RequestLimitExceeded"));
   assert_true(fx_calls(&f, "DescribeInstances") <= AWS_RETRY_ATTEMPTS);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* ---- Classic ELB ------------------------------------------------------------ */
-
-struct lbsvc {
-  struct ccm_service svc;
-  struct ccm_service_port port80, port443;
-  const struct ccm_service_port *ports[2];
-  struct ccm_kv tag;
-  const struct ccm_kv *tags[1];
-  struct ccm_option_value internal;
-  const struct ccm_option_value *opts[1];
-  struct ccm_node n1, n2;
-  const struct ccm_node *nodes[2];
-  struct ccm_node_list list;
-};
-
-static void lbsvc_make(struct lbsvc *s, const char *lb_name) {
-  memset(s, 0, sizeof(*s));
-  s->port80 = (struct ccm_service_port){sizeof(s->port80), "http",
-                                        CCM_PROTO_TCP, 80, 30080};
-  s->port443 = (struct ccm_service_port){sizeof(s->port443), "https",
-                                         CCM_PROTO_TCP, 443, 30443};
-  s->ports[0] = &s->port80;
-  s->ports[1] = &s->port443;
-  s->tag = (struct ccm_kv){sizeof(s->tag), "team", "web"};
-  s->tags[0] = &s->tag;
-  s->svc.struct_size = sizeof(s->svc);
-  s->svc.cluster_name = "kubernetes";
-  s->svc.namespace_ = "default";
-  s->svc.name = "web";
-  s->svc.uid = "6128d5b1-4c0f-8a11-0000-000000000000";
-  s->svc.lb_name = lb_name;
-  s->svc.ports = s->ports;
-  s->svc.n_ports = 2;
-  s->svc.tags = s->tags;
-  s->svc.n_tags = 1;
-  fx_node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
-  fx_node_make(&s->n2, NODE_B, NULL);
-  s->nodes[0] = &s->n1;
-  s->nodes[1] = &s->n2;
-  s->list.struct_size = sizeof(s->list);
-  s->list.nodes = s->nodes;
-  s->list.n_nodes = 2;
-}
-
-/* The double's state as JSON; the caller deletes it. */
-static cJSON *state_get(struct fix *f) {
-  return fx_control(f, "GET", "/_double/state", NULL);
-}
 
 /* The security group named name in the double's state, or NULL. */
 static cJSON *sg_named(cJSON *st, const char *name) {
@@ -432,21 +343,15 @@ static bool sg_admits(cJSON *g, const char *src) {
 
 static void test_classic_elb(void **state) {
   struct fix f;
-  struct lbsvc s;
+  struct fx_svc s;
   struct ccm_lb_status st1 = {0}, st2 = {0};
   const char *lb = "a6128d5b14c0f8a110000000000000aa";
   char sgname[64];
   cJSON *st, *e, *g, *node_sg, *x;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  lbsvc_make(&s, lb);
+  fx_start(&f, "");
+  fx_svc_make(&s, lb);
   snprintf(sgname, sizeof(sgname), "k8s-elb-%s", lb);
 
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st1) != CCM_OK)
@@ -455,7 +360,7 @@ static void test_classic_elb(void **state) {
   assert_null(st1.items[0].ip);
   assert_non_null(strstr(st1.items[0].hostname, ".elb.amazonaws.com"));
 
-  st = state_get(&f);
+  st = fx_state(&f);
   e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
                           lb);
   assert_non_null(e);
@@ -503,7 +408,7 @@ static void test_classic_elb(void **state) {
   cJSON_Delete(st);
 
   /* Idempotent: the second ensure creates nothing and changes nothing. */
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  fx_calls_clear(&f);
   assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2),
                    CCM_OK);
   assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
@@ -521,10 +426,8 @@ static void test_classic_elb(void **state) {
   s.svc.external_traffic_local = true;
   s.svc.health_check_node_port = 32000;
   s.list.n_nodes = 1;
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2),
-                   CCM_OK);
-  lb_status_clear(&st2);
-  st = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  st = fx_state(&f);
   e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
                           lb);
   assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
@@ -537,7 +440,7 @@ static void test_classic_elb(void **state) {
   s.list.n_nodes = 2;
   assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
                    CCM_OK);
-  st = state_get(&f);
+  st = fx_state(&f);
   e = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "classic_load_balancers"),
                           lb);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "instances")), 2);
@@ -546,7 +449,7 @@ static void test_classic_elb(void **state) {
   /* Delete: no load balancer, no managed group, no node rule left. */
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  st = state_get(&f);
+  st = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
                        st, "classic_load_balancers")), 0);
   assert_null(sg_named(st, sgname));
@@ -560,119 +463,78 @@ static void test_classic_elb(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st1);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* A group with the managed name but without our ownership tag is never
  * modified: ensure refuses, and nothing is created. */
 static void test_elb_unowned_group(void **state) {
   struct fix f;
-  struct lbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
+  struct aws_params p;
   cJSON *d;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
+  fx_start(&f, "");
   /* Someone else's group already has the managed name. */
-  lbsvc_make(&s, "aforeign000000000000000000000000");
-  struct aws_params p;
-  xmlDoc *doc = NULL;
+  fx_svc_make(&s, "aforeign000000000000000000000000");
   aws_params_init(&p, host_api());
   aws_params_add(&p, "GroupName", "k8s-elb-aforeign000000000000000000000000");
   aws_params_add(&p, "GroupDescription", "not ours");
   aws_params_add(&p, "VpcId", "vpc-0a1b2c3d4e5f60718");
-  assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_EC2,
-                             "CreateSecurityGroup", &p, &doc, NULL),
-                   CCM_OK);
-  aws_params_clear(&p);
-  xmlFreeDoc(doc);
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_INVALID);
+  fx_query_ok(&f, AWS_SVC_EC2, "CreateSecurityGroup", &p);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_ERR_INVALID);
   assert_non_null(strstr(f.call.error, "not touching it"));
   assert_int_equal(fx_calls(&f, "AuthorizeSecurityGroupIngress"), 0);
   assert_int_equal(fx_calls(&f, "CreateLoadBalancer"), 0);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
   assert_int_equal(fx_calls(&f, "DeleteSecurityGroup"), 0);
-  lb_status_clear(&st);
   fx_down(&f);
 
   /* elb_security_group in the config is used as given, never created. */
   if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\"; "
                  "elb_security_group = \"sg-0a1b2c3d4e5f60303\";") != CCM_OK)
     fail_msg("init: %s", f.call.error);
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  lbsvc_make(&s, "aunownedsg0000000000000000000000");
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
+  fx_calls_clear(&f);
+  fx_svc_make(&s, "aunownedsg0000000000000000000000");
+  fx_ensure(&f, &s, CCM_OK);
   assert_int_equal(fx_calls(&f, "CreateSecurityGroup"), 0);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
   assert_int_equal(fx_calls(&f, "DeleteSecurityGroup"), 0);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(d,
                   "security_groups"), "sg-0a1b2c3d4e5f60303"));
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
-}
-
-static void opt_set(struct ccm_option_value *o, const char *name,
-                    uint32_t type) {
-  memset(o, 0, sizeof(*o));
-  o->struct_size = sizeof(*o);
-  o->name = name;
-  o->type = type;
+  fx_finish(&f);
 }
 
 /* Options: internal scheme in private subnets, TLS on 443 with a
  * negotiation policy, PROXY protocol, idle timeout, source ranges. */
 static void test_elb_options(void **state) {
   struct fix f;
-  struct lbsvc s;
+  struct fx_svc s;
   struct ccm_lb_status st = {0};
-  struct ccm_option_value o[7];
-  const struct ccm_option_value *opts[7];
   const char *ssl_ports[] = {"https"};
   const char *ranges[] = {"10.0.0.0/8"};
   const char *lb = "aoptions00000000000000000000000a";
+  struct ccm_option_value *o;
   cJSON *d, *e, *x, *g;
   (void)state;
 
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(&f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f.call.error);
-  fx_reset(&f);
-  lbsvc_make(&s, lb);
-  opt_set(&o[0], "internal", CCM_OPT_BOOL);
-  o[0].bool_value = true;
-  opt_set(&o[1], "ssl-cert", CCM_OPT_STRING);
-  o[1].string_value = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
-  opt_set(&o[2], "ssl-ports", CCM_OPT_STRING_LIST);
-  o[2].list = ssl_ports;
-  o[2].list_len = 1;
-  opt_set(&o[3], "proxy-protocol", CCM_OPT_BOOL);
-  o[3].bool_value = true;
-  opt_set(&o[4], "ssl-negotiation-policy", CCM_OPT_STRING);
-  o[4].string_value = "ELBSecurityPolicy-2016-08";
-  opt_set(&o[5], "connection-idle-timeout", CCM_OPT_INT);
-  o[5].int_value = 120;
-  opt_set(&o[6], "healthcheck-path", CCM_OPT_STRING);
-  o[6].string_value = "/ready";
-  for (int i = 0; i < 7; i++)
-    opts[i] = &o[i];
-  s.svc.options = opts;
-  s.svc.n_options = 7;
+  fx_start(&f, "");
+  fx_svc_make(&s, lb);
+  fx_svc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
+  fx_svc_opt(&s, "ssl-cert", CCM_OPT_STRING)->string_value =
+      "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+  o = fx_svc_opt(&s, "ssl-ports", CCM_OPT_STRING_LIST);
+  o->list = ssl_ports;
+  o->list_len = 1;
+  fx_svc_opt(&s, "proxy-protocol", CCM_OPT_BOOL)->bool_value = true;
+  fx_svc_opt(&s, "ssl-negotiation-policy", CCM_OPT_STRING)->string_value =
+      "ELBSecurityPolicy-2016-08";
+  fx_svc_opt(&s, "connection-idle-timeout", CCM_OPT_INT)->int_value = 120;
+  fx_svc_opt(&s, "healthcheck-path", CCM_OPT_STRING)->string_value = "/ready";
   s.svc.source_ranges = ranges;
   s.svc.n_source_ranges = 1;
 
@@ -680,7 +542,7 @@ static void test_elb_options(void **state) {
     fail_msg("ensure: %s", f.call.error);
   assert_non_null(strstr(st.items[0].hostname, "internal-"));
   lb_status_clear(&st);
-  d = state_get(&f);
+  d = fx_state(&f);
   e = cJSON_GetObjectItem(cJSON_GetObjectItem(d, "classic_load_balancers"),
                           lb);
   assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(e, "scheme")),
@@ -694,7 +556,7 @@ static void test_elb_options(void **state) {
   assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x,
                       "Protocol")), "SSL");
   assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x,
-                      "SSLCertificateId")), o[1].string_value);
+                      "SSLCertificateId")), s.opt[1].string_value);
   assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(
                           cJSON_GetObjectItem(x, "PolicyNames"), 0)),
                       "k8s-SSLNegotiationPolicy-ELBSecurityPolicy-2016-08");
@@ -715,18 +577,14 @@ static void test_elb_options(void **state) {
   cJSON_Delete(d);
 
   /* A second ensure is quiet; then PROXY protocol off removes it. */
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_OK);
-  lb_status_clear(&st);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
   assert_int_equal(fx_calls(&f, "SetLoadBalancerPoliciesForBackendServer"), 0);
   assert_int_equal(fx_calls(&f, "SetLoadBalancerPoliciesOfListener"), 0);
   assert_int_equal(fx_calls(&f, "ModifyLoadBalancerAttributes"), 0);
-  o[3].bool_value = false;
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_OK);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  s.opt[3].bool_value = false;
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   e = cJSON_GetObjectItem(cJSON_GetObjectItem(d, "classic_load_balancers"),
                           lb);
   x = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "backend_policies"),
@@ -735,18 +593,15 @@ static void test_elb_options(void **state) {
   cJSON_Delete(d);
 
   /* The scheme cannot change in place. */
-  o[0].bool_value = false;
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_INVALID);
-  lb_status_clear(&st);
+  s.opt[0].bool_value = false;
+  fx_ensure(&f, &s, CCM_ERR_INVALID);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
                        d, "classic_load_balancers")), 0);
   assert_null(sg_named(d, "k8s-elb-aoptions00000000000000000000000a"));
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 int main(void) {

@@ -29,79 +29,13 @@
 #include "modules/http.h"
 #include "util/log.h"
 
-#define NODE_A "ip-10-0-128-10.ec2.internal"
-#define NODE_B "ip-10-0-144-20.ec2.internal"
-#define ID_A "i-0a1b2c3d4e5f60001"
-
 /* ---- NLB ------------------------------------------------------------------ */
 
-struct nlbsvc {
-  struct ccm_service svc;
-  struct ccm_service_port port80, port443;
-  const struct ccm_service_port *ports[2];
-  struct ccm_kv tag;
-  const struct ccm_kv *tags[1];
-  struct ccm_option_value opt[8];
-  const struct ccm_option_value *opts[8];
-  struct ccm_node n1, n2;
-  const struct ccm_node *nodes[2];
-  struct ccm_node_list list;
-};
-
-static void opt_set(struct ccm_option_value *o, const char *name,
-                    uint32_t type) {
-  memset(o, 0, sizeof(*o));
-  o->struct_size = sizeof(*o);
-  o->name = name;
-  o->type = type;
-}
-
-/* Two TCP ports, two nodes (one by providerID, one by private DNS name),
- * options type = nlb plus whatever the test adds with nlbsvc_opt. */
-static void nlbsvc_make(struct nlbsvc *s, const char *lb_name) {
-  memset(s, 0, sizeof(*s));
-  s->port80 = (struct ccm_service_port){sizeof(s->port80), "http",
-                                        CCM_PROTO_TCP, 80, 30080};
-  s->port443 = (struct ccm_service_port){sizeof(s->port443), "https",
-                                         CCM_PROTO_TCP, 443, 30443};
-  s->ports[0] = &s->port80;
-  s->ports[1] = &s->port443;
-  s->tag = (struct ccm_kv){sizeof(s->tag), "team", "web"};
-  s->tags[0] = &s->tag;
-  s->svc.struct_size = sizeof(s->svc);
-  s->svc.cluster_name = "kubernetes";
-  s->svc.namespace_ = "default";
-  s->svc.name = "web";
-  s->svc.uid = "6128d5b1-4c0f-8a11-0000-000000000000";
-  s->svc.lb_name = lb_name;
-  s->svc.ports = s->ports;
-  s->svc.n_ports = 2;
-  s->svc.tags = s->tags;
-  s->svc.n_tags = 1;
-  opt_set(&s->opt[0], "type", CCM_OPT_STRING);
-  s->opt[0].string_value = "nlb";
-  s->opts[0] = &s->opt[0];
-  s->svc.options = s->opts;
-  s->svc.n_options = 1;
-  fx_node_make(&s->n1, NODE_A, "aws:///us-east-1a/" ID_A);
-  fx_node_make(&s->n2, NODE_B, NULL);
-  s->nodes[0] = &s->n1;
-  s->nodes[1] = &s->n2;
-  s->list.struct_size = sizeof(s->list);
-  s->list.nodes = s->nodes;
-  s->list.n_nodes = 2;
-}
-
-static struct ccm_option_value *nlbsvc_opt(struct nlbsvc *s, const char *name,
-                                           uint32_t type) {
-  struct ccm_option_value *o = &s->opt[s->svc.n_options];
-  opt_set(o, name, type);
-  s->opts[s->svc.n_options++] = o;
-  return o;
-}
-
-static cJSON *state_get(struct fix *f) {
-  return fx_control(f, "GET", "/_double/state", NULL);
+/* The fixture's Service with option type = nlb; tests add more with
+ * fx_svc_opt. */
+static void nlbsvc_make(struct fx_svc *s, const char *lb_name) {
+  fx_svc_make(s, lb_name);
+  fx_svc_opt(s, "type", CCM_OPT_STRING)->string_value = "nlb";
 }
 
 static int obj_count(cJSON *st, const char *key) {
@@ -157,9 +91,12 @@ static bool tg_has_target(cJSON *tg, const char *id, int port) {
   return false;
 }
 
-/* Calls since the last reset that may change something (not Describe*). */
-static int mutating_calls(struct fix *f, char *which, size_t len) {
+/* No call since the last reset may have changed something (only
+ * Describe*); what names the step in the failure. */
+static void assert_quiet(struct fix *f, const char *what) {
   cJSON *j = fx_control(f, "GET", "/_double/calls", NULL), *c;
+  char which[2048];
+  size_t len = sizeof(which);
   int n = 0;
   which[0] = '\0';
   cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "calls")) {
@@ -171,17 +108,21 @@ static int mutating_calls(struct fix *f, char *which, size_t len) {
     snprintf(which + used, len - used, "%s ", a);
   }
   cJSON_Delete(j);
-  return n;
+  if (n != 0)
+    fail_msg("%s: %s", what, which);
 }
 
-static void nlb_fix(struct fix *f) {
-  fx_env_clean();
-  fx_env_keys();
-  setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-  if (fx_up(f, "region = \"us-east-1\"; cluster_id = \"kubernetes\";") !=
-      CCM_OK)
-    fail_msg("init: %s", f->call.error);
-  fx_reset(f);
+/* The double holds lbs load balancers, tgs target groups and lis
+ * listeners (-1: not checked). */
+static void assert_counts(struct fix *f, int lbs, int tgs, int lis) {
+  cJSON *d = fx_state(f);
+  if (lbs >= 0)
+    assert_int_equal(obj_count(d, "load_balancers"), lbs);
+  if (tgs >= 0)
+    assert_int_equal(obj_count(d, "target_groups"), tgs);
+  if (lis >= 0)
+    assert_int_equal(obj_count(d, "listeners"), lis);
+  cJSON_Delete(d);
 }
 
 /* Ensure creates everything; a second ensure changes nothing; a node port
@@ -189,14 +130,14 @@ static void nlb_fix(struct fix *f) {
  * delete leaves nothing. */
 static void test_nlb_lifecycle(void **state) {
   struct fix f;
-  struct nlbsvc s;
+  struct fx_svc s;
   struct ccm_lb_status st1 = {0}, st2 = {0};
   const char *lb = "a6128d5b14c0f8a110000000000000nb";
-  char which[2048], old_tg[320];
+  char old_tg[320];
   cJSON *st, *e, *x, *t, *l;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st1) != CCM_OK)
     fail_msg("ensure: %s", f.call.error);
@@ -206,7 +147,8 @@ static void test_nlb_lifecycle(void **state) {
   assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 2);
   assert_int_equal(fx_calls(&f, "CreateListener"), 2);
 
-  st = state_get(&f);
+  assert_counts(&f, 1, 2, 2);
+  st = fx_state(&f);
   e = only_lb(st);
   assert_string_equal(str_at(e, "name"), lb);
   assert_string_equal(str_at(e, "type"), "network");
@@ -223,8 +165,6 @@ static void test_nlb_lifecycle(void **state) {
   assert_string_equal(str_at(x, "kubernetes.io/cluster/kubernetes"), "owned");
   assert_string_equal(str_at(x, "kubernetes.io/service-name"), "default/web");
   assert_string_equal(str_at(x, "team"), "web");
-  assert_int_equal(obj_count(st, "target_groups"), 2);
-  assert_int_equal(obj_count(st, "listeners"), 2);
   for (int i = 0; i < 2; i++) {
     int port = i == 0 ? 80 : 443, np = i == 0 ? 30080 : 30443;
     t = tg_port(st, np);
@@ -243,7 +183,7 @@ static void test_nlb_lifecycle(void **state) {
                                "kubernetes.io/cluster/kubernetes"), "owned");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")),
                      2);
-    assert_true(tg_has_target(t, ID_A, np));
+    assert_true(tg_has_target(t, FX_ID_A, np));
     assert_true(tg_has_target(t, "i-0a1b2c3d4e5f60002", np));
     l = listener_port(st, port);
     assert_non_null(l);
@@ -254,12 +194,11 @@ static void test_nlb_lifecycle(void **state) {
   cJSON_Delete(st);
 
   /* Idempotent: no mutating call at all. */
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  fx_calls_clear(&f);
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
     fail_msg("ensure 2: %s", f.call.error);
   assert_string_equal(st1.items[0].hostname, st2.items[0].hostname);
-  if (mutating_calls(&f, which, sizeof(which)) != 0)
-    fail_msg("second ensure mutated: %s", which);
+  assert_quiet(&f, "second ensure mutated");
   lb_status_clear(&st2);
   struct ccm_lb_status st3 = {0};
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3), CCM_OK);
@@ -272,16 +211,14 @@ static void test_nlb_lifecycle(void **state) {
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
     fail_msg("ensure 3: %s", f.call.error);
   lb_status_clear(&st2);
-  st = state_get(&f);
-  assert_int_equal(obj_count(st, "load_balancers"), 1);
-  assert_int_equal(obj_count(st, "target_groups"), 2);
-  assert_int_equal(obj_count(st, "listeners"), 2);
+  assert_counts(&f, 1, 2, 2);
+  st = fx_state(&f);
   assert_null(tg_port(st, 30080));
   assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "target_groups"),
                                   old_tg));
   t = tg_port(st, 30081);
   assert_non_null(t);
-  assert_true(tg_has_target(t, ID_A, 30081));
+  assert_true(tg_has_target(t, FX_ID_A, 30081));
   assert_string_equal(listener_tg(listener_port(st, 80)), str_at(t, "arn"));
   cJSON_Delete(st);
 
@@ -290,31 +227,30 @@ static void test_nlb_lifecycle(void **state) {
   if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st2) != CCM_OK)
     fail_msg("ensure 4: %s", f.call.error);
   lb_status_clear(&st2);
-  st = state_get(&f);
-  assert_int_equal(obj_count(st, "target_groups"), 2);
-  assert_int_equal(obj_count(st, "listeners"), 2);
+  assert_counts(&f, -1, 2, 2);
+  st = fx_state(&f);
   assert_null(listener_port(st, 443));
   assert_non_null(listener_port(st, 8443));
   cJSON_Delete(st);
 
   /* update_hosts: one node leaves, then comes back. */
   s.list.n_nodes = 1;
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  fx_calls_clear(&f);
   if (f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list) != CCM_OK)
     fail_msg("update_hosts: %s", f.call.error);
   assert_int_equal(fx_calls(&f, "DeregisterTargets"), 2);
   assert_int_equal(fx_calls(&f, "RegisterTargets"), 0);
   assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 0);
   assert_int_equal(fx_calls(&f, "ModifyListener"), 0);
-  st = state_get(&f);
+  st = fx_state(&f);
   t = tg_port(st, 30081);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")), 1);
-  assert_true(tg_has_target(t, ID_A, 30081));
+  assert_true(tg_has_target(t, FX_ID_A, 30081));
   cJSON_Delete(st);
   s.list.n_nodes = 2;
   assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
                    CCM_OK);
-  st = state_get(&f);
+  st = fx_state(&f);
   t = tg_port(st, 30443);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "targets")), 2);
   assert_true(tg_has_target(t, "i-0a1b2c3d4e5f60002", 30443));
@@ -323,34 +259,27 @@ static void test_nlb_lifecycle(void **state) {
   /* Delete: nothing of ELBv2 is left; twice is fine. */
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  st = state_get(&f);
-  assert_int_equal(obj_count(st, "load_balancers"), 0);
-  assert_int_equal(obj_count(st, "target_groups"), 0);
-  assert_int_equal(obj_count(st, "listeners"), 0);
-  cJSON_Delete(st);
+  assert_counts(&f, 0, 0, 0);
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st3),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st1);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Internal scheme, eTP Local health checks, TLS on one port, a UDP port,
  * cross-zone; then the health check returns to the defaults. */
 static void test_nlb_internal_local(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   struct ccm_service_port udp;
   const struct ccm_service_port *ports[3];
   const char *ssl_ports[] = {"https"};
   const char *lb = "ainternal0000000000000000000000b";
   struct ccm_option_value *o;
-  char which[2048];
   cJSON *d, *e, *t, *l, *x;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
   udp = (struct ccm_service_port){sizeof(udp), "dns", CCM_PROTO_UDP, 53,
                                   30053};
@@ -359,21 +288,19 @@ static void test_nlb_internal_local(void **state) {
   ports[2] = &udp;
   s.svc.ports = ports;
   s.svc.n_ports = 3;
-  nlbsvc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
-  o = nlbsvc_opt(&s, "ssl-cert", CCM_OPT_STRING);
+  fx_svc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
+  o = fx_svc_opt(&s, "ssl-cert", CCM_OPT_STRING);
   o->string_value = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
-  o = nlbsvc_opt(&s, "ssl-ports", CCM_OPT_STRING_LIST);
+  o = fx_svc_opt(&s, "ssl-ports", CCM_OPT_STRING_LIST);
   o->list = ssl_ports;
   o->list_len = 1;
-  nlbsvc_opt(&s, "cross-zone-load-balancing-enabled", CCM_OPT_BOOL)
+  fx_svc_opt(&s, "cross-zone-load-balancing-enabled", CCM_OPT_BOOL)
       ->bool_value = true;
   s.svc.external_traffic_local = true;
   s.svc.health_check_node_port = 32000;
 
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   e = only_lb(d);
   assert_string_equal(str_at(e, "scheme"), "internal");
   x = cJSON_GetObjectItem(e, "mappings");
@@ -402,20 +329,15 @@ static void test_nlb_internal_local(void **state) {
   assert_string_equal(str_at(tg_port(d, 30053), "protocol"), "UDP");
   cJSON_Delete(d);
 
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure 2: %s", f.call.error);
-  lb_status_clear(&st);
-  if (mutating_calls(&f, which, sizeof(which)) != 0)
-    fail_msg("second ensure mutated: %s", which);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  assert_quiet(&f, "second ensure mutated");
 
   /* Back to Cluster: the HC protocol changes, so new target groups. */
   s.svc.external_traffic_local = false;
   s.svc.health_check_node_port = 0;
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure 3: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   assert_int_equal(obj_count(d, "target_groups"), 3);
   t = tg_port(d, 30080);
   assert_string_equal(str_at(t, "HealthCheckProtocol"), "TCP");
@@ -424,41 +346,31 @@ static void test_nlb_internal_local(void **state) {
   cJSON_Delete(d);
 
   /* A healthcheck-timeout change is made in place. */
-  nlbsvc_opt(&s, "healthcheck-timeout", CCM_OPT_INT)->int_value = 6;
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure 4: %s", f.call.error);
-  lb_status_clear(&st);
+  fx_svc_opt(&s, "healthcheck-timeout", CCM_OPT_INT)->int_value = 6;
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
   assert_int_equal(fx_calls(&f, "ModifyTargetGroup"), 3);
   assert_int_equal(fx_calls(&f, "CreateTargetGroup"), 0);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(int_at(tg_port(d, 30443), "HealthCheckTimeoutSeconds"), 6);
   cJSON_Delete(d);
 
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 0);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  assert_int_equal(obj_count(d, "listeners"), 0);
-  cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  assert_counts(&f, 0, 0, 0);
+  fx_finish(&f);
 }
 
 /* An NLB with our name but without our ownership tag is refused and never
  * changed or deleted. */
 static void test_nlb_unowned(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   struct aws_params p;
-  xmlDoc *doc = NULL;
   const char *lb = "aforeignnlb000000000000000000000";
-  char which[2048];
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
   aws_params_init(&p, host_api());
   aws_params_add(&p, "Name", lb);
@@ -466,55 +378,42 @@ static void test_nlb_unowned(void **state) {
   aws_params_add(&p, "Subnets.member.1", "subnet-0a1b2c3d4e5f60001");
   aws_params_add(&p, "Tags.member.1.Key", "owner");
   aws_params_add(&p, "Tags.member.1.Value", "someone-else");
-  assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_ELBV2,
-                             "CreateLoadBalancer", &p, &doc, NULL),
-                   CCM_OK);
-  aws_params_clear(&p);
-  xmlFreeDoc(doc);
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
+  fx_query_ok(&f, AWS_SVC_ELBV2, "CreateLoadBalancer", &p);
+  fx_calls_clear(&f);
 
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_INVALID);
+  fx_ensure(&f, &s, CCM_ERR_INVALID);
   assert_non_null(strstr(f.call.error, "not touching it"));
-  lb_status_clear(&st);
   assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
                    CCM_ERR_INVALID);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  if (mutating_calls(&f, which, sizeof(which)) != 0)
-    fail_msg("touched a foreign NLB: %s", which);
-  d = state_get(&f);
+  assert_quiet(&f, "touched a foreign NLB");
+  assert_counts(&f, 1, 0, 0);
+  d = fx_state(&f);
   assert_string_equal(str_at(only_lb(d), "name"), lb);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  assert_int_equal(obj_count(d, "listeners"), 0);
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Throttling on ELBv2 during ensure: the retries converge, and nothing is
  * created twice. */
 static void test_nlb_throttle(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   const char *lb = "athrottle0000000000000000000000c";
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "[{\"kind\": \"throttle\", \"service\": "
-                       "\"elasticloadbalancing\", \"count\": 2},"
-                       " {\"kind\": \"throttle\", \"action\": "
-                       "\"CreateTargetGroup\", \"count\": 2},"
-                       " {\"kind\": \"throttle\", \"action\": "
-                       "\"CreateListener\", \"count\": 2},"
-                       " {\"kind\": \"throttle\", \"action\": "
-                       "\"RegisterTargets\", \"count\": 2}]"));
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
+  fx_faults(&f, "[{\"kind\": \"throttle\", \"service\": "
+                "\"elasticloadbalancing\", \"count\": 2},"
+                " {\"kind\": \"throttle\", \"action\": "
+                "\"CreateTargetGroup\", \"count\": 2},"
+                " {\"kind\": \"throttle\", \"action\": "
+                "\"CreateListener\", \"count\": 2},"
+                " {\"kind\": \"throttle\", \"action\": "
+                "\"RegisterTargets\", \"count\": 2}]");
+  fx_ensure(&f, &s, CCM_OK);
   cJSON *fl = fx_control(&f, "GET", "/_double/faults", NULL), *x;
   int fired = 0;
   cJSON_ArrayForEach(x, cJSON_GetObjectItem(fl, "faults")) {
@@ -522,26 +421,19 @@ static void test_nlb_throttle(void **state) {
   }
   cJSON_Delete(fl);
   assert_int_equal(fired, 8);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 1);
-  assert_int_equal(obj_count(d, "target_groups"), 2);
-  assert_int_equal(obj_count(d, "listeners"), 2);
+  assert_counts(&f, 1, 2, 2);
+  d = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
                        tg_port(d, 30080), "targets")), 2);
   cJSON_Delete(d);
   /* The module stayed within its budget per call. */
   assert_true(fx_calls(&f, "CreateTargetGroup") <= 2 * AWS_RETRY_ATTEMPTS);
 
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"DeleteTargetGroup\", \"count\": 2}"));
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"DeleteTargetGroup\", \"count\": 2}");
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 0);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  assert_counts(&f, 0, 0, -1);
+  fx_finish(&f);
 }
 
 /* An ensure that gives up half way (listeners throttled beyond the retry
@@ -549,92 +441,57 @@ static void test_nlb_throttle(void **state) {
  * duplicates, and a delete after another failed ensure leaves nothing. */
 static void test_nlb_partial(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   const char *lb = "apartial00000000000000000000000e";
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"CreateListener\"}"));
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_THROTTLED);
-  lb_status_clear(&st);
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"CreateListener\"}");
+  fx_ensure(&f, &s, CCM_ERR_THROTTLED);
   assert_true(fx_calls(&f, "CreateListener") <= AWS_RETRY_ATTEMPTS);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 1);
-  assert_int_equal(obj_count(d, "target_groups"), 1);
-  assert_int_equal(obj_count(d, "listeners"), 0);
-  cJSON_Delete(d);
+  assert_counts(&f, 1, 1, 0);
 
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  fx_faults(&f, "{\"clear\": true}");
   call_init(&f.call, 30000);
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 1);
-  assert_int_equal(obj_count(d, "target_groups"), 2);
-  assert_int_equal(obj_count(d, "listeners"), 2);
-  cJSON_Delete(d);
+  fx_ensure(&f, &s, CCM_OK);
+  assert_counts(&f, 1, 2, 2);
 
   /* The node port of 443 changes and the ensure fails after the new group
    * is made; delete still finds and removes it. */
   s.port443.node_port = 30444;
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"ModifyListener\"}"));
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"ModifyListener\"}");
   call_init(&f.call, 30000);
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_THROTTLED);
-  lb_status_clear(&st);
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "target_groups"), 3);
-  cJSON_Delete(d);
+  fx_ensure(&f, &s, CCM_ERR_THROTTLED);
+  fx_faults(&f, "{\"clear\": true}");
+  assert_counts(&f, -1, 3, -1);
   call_init(&f.call, 30000);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 0);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  assert_int_equal(obj_count(d, "listeners"), 0);
-  cJSON_Delete(d);
+  assert_counts(&f, 0, 0, 0);
 
   /* The load balancer never got made: delete sweeps the group by name. */
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults",
-                       "{\"kind\": \"throttle\", \"action\": "
-                       "\"CreateListener\"}"));
+  fx_faults(&f, "{\"kind\": \"throttle\", \"action\": "
+                "\"CreateListener\"}");
   call_init(&f.call, 30000);
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_THROTTLED);
-  lb_status_clear(&st);
-  cJSON_Delete(fx_control(&f, "POST", "/_double/faults", "{\"clear\": true}"));
+  fx_ensure(&f, &s, CCM_ERR_THROTTLED);
+  fx_faults(&f, "{\"clear\": true}");
   {
     /* Someone removes the load balancer by hand. */
     struct aws_params p;
-    xmlDoc *doc = NULL;
-    d = state_get(&f);
+    d = fx_state(&f);
     aws_params_init(&p, host_api());
     aws_params_add(&p, "LoadBalancerArn",
                    str_at(only_lb(d), "arn"));
-    assert_int_equal(aws_query(f.aws, &f.call, AWS_SVC_ELBV2,
-                               "DeleteLoadBalancer", &p, &doc, NULL),
-                     CCM_OK);
-    aws_params_clear(&p);
-    xmlFreeDoc(doc);
+    fx_query_ok(&f, AWS_SVC_ELBV2, "DeleteLoadBalancer", &p);
     cJSON_Delete(d);
   }
   call_init(&f.call, 30000);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 0);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  assert_counts(&f, 0, 0, -1);
+  fx_finish(&f);
 }
 
 /* The type option changes under an existing load balancer: the new type's
@@ -642,27 +499,23 @@ static void test_nlb_partial(void **state) {
  * a cleanup nor a type change leaves one behind. */
 static void test_nlb_type_switch(void **state) {
   struct fix f;
-  struct nlbsvc s;
+  struct fx_svc s;
   struct ccm_lb_status st = {0};
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, "aswitch0000000000000000000000000");
   s.opt[0].string_value = "classic";
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("classic ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   assert_int_equal(obj_count(d, "classic_load_balancers"), 1);
   assert_int_equal(obj_count(d, "load_balancers"), 0);
   cJSON_Delete(d);
 
   s.opt[0].string_value = "nlb";
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("nlb ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   assert_int_equal(obj_count(d, "classic_load_balancers"), 0);
   assert_int_equal(obj_count(d, "load_balancers"), 1);
   cJSON_Delete(d);
@@ -672,7 +525,7 @@ static void test_nlb_type_switch(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st), CCM_OK);
   lb_status_clear(&st);
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(obj_count(d, "classic_load_balancers"), 0);
   assert_int_equal(obj_count(d, "load_balancers"), 0);
   assert_int_equal(obj_count(d, "target_groups"), 0);
@@ -680,40 +533,72 @@ static void test_nlb_type_switch(void **state) {
   assert_int_equal(f.p->lb_get(f.aws, &f.call, &s.svc, &st),
                    CCM_ERR_NOT_FOUND);
   lb_status_clear(&st);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Bad input is refused before any call. */
 static void test_nlb_invalid(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   const char *eips[] = {"eipalloc-1"};
   struct ccm_option_value *o;
-  cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, "ainvalid00000000000000000000000d");
   s.port80.protocol = CCM_PROTO_SCTP;
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_INVALID);
+  fx_ensure(&f, &s, CCM_ERR_INVALID);
   s.port80.protocol = CCM_PROTO_TCP;
   /* One EIP for three subnets. */
-  o = nlbsvc_opt(&s, "eip-allocations", CCM_OPT_STRING_LIST);
+  o = fx_svc_opt(&s, "eip-allocations", CCM_OPT_STRING_LIST);
   o->list = eips;
   o->list_len = 1;
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_ERR_INVALID);
+  fx_ensure(&f, &s, CCM_ERR_INVALID);
   assert_non_null(strstr(f.call.error, "one entry per subnet"));
-  lb_status_clear(&st);
-  d = state_get(&f);
-  assert_int_equal(obj_count(d, "load_balancers"), 0);
-  assert_int_equal(obj_count(d, "target_groups"), 0);
-  cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  assert_counts(&f, 0, 0, -1);
+  fx_finish(&f);
+}
+
+/* The checks both load-balancer types share refuse before any call, and
+ * the port limit names the type: 100 for Classic, 50 for an NLB. */
+static void test_lb_validate(void **state) {
+  static const struct {
+    const char *type, *ports_msg;
+    size_t max;
+  } kinds[] = {
+      {"classic", "a load balancer needs 1 to 100 ports", 100},
+      {"nlb", "an NLB needs 1 to 50 ports", 50},
+  };
+  const struct ccm_service_port *many[101];
+  struct fix f;
+  struct fx_svc s;
+  (void)state;
+
+  fx_start(&f, "");
+  for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+    nlbsvc_make(&s, "avalidate00000000000000000000000");
+    s.opt[0].string_value = kinds[k].type;
+    s.svc.session_affinity_client_ip = true;
+    fx_ensure(&f, &s, CCM_ERR_INVALID);
+    assert_non_null(strstr(f.call.error, "sessionAffinity ClientIP"));
+    s.svc.session_affinity_client_ip = false;
+    s.svc.load_balancer_ip = "203.0.113.7";
+    fx_ensure(&f, &s, CCM_ERR_INVALID);
+    assert_non_null(strstr(f.call.error, "spec.loadBalancerIP"));
+    s.svc.load_balancer_ip = NULL;
+    s.svc.n_ports = 0;
+    fx_ensure(&f, &s, CCM_ERR_INVALID);
+    assert_string_equal(f.call.error, kinds[k].ports_msg);
+    for (size_t i = 0; i <= kinds[k].max; i++)
+      many[i] = &s.port80;
+    s.svc.ports = many;
+    s.svc.n_ports = kinds[k].max + 1;
+    fx_ensure(&f, &s, CCM_ERR_INVALID);
+    assert_string_equal(f.call.error, kinds[k].ports_msg);
+  }
+  assert_int_equal(fx_calls(&f, "CreateLoadBalancer"), 0);
+  assert_int_equal(fx_calls(&f, "DescribeLoadBalancers"), 0);
+  fx_finish(&f);
 }
 
 /* ---- node security-group rules ------------------------------------------ */
@@ -788,21 +673,17 @@ static void rule_plant(struct fix *f, const char *sg, int port,
  * update_hosts follows the nodes' groups; delete revokes ours. */
 static void test_nlb_node_rules(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   const char *lb = "anoderules000000000000000000000a";
   const char *ranges[] = {"203.0.113.0/24", "198.51.100.0/24"};
   const char *pub[] = {"10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"};
-  char which[2048];
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"),
                       DESC_CLIENT, lb));
   assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30443, "0.0.0.0/0"),
@@ -825,23 +706,18 @@ static void test_nlb_node_rules(void **state) {
   cJSON_Delete(d);
 
   /* Idempotent. */
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_OK);
-  lb_status_clear(&st);
-  if (mutating_calls(&f, which, sizeof(which)) != 0)
-    fail_msg("second ensure changed something: %s", which);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  assert_quiet(&f, "second ensure changed something");
 
   /* Source ranges: the client and MTU rules follow, health stays. */
   s.svc.source_ranges = ranges;
   s.svc.n_source_ranges = 2;
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
   assert_int_equal(fx_calls(&f, "AuthorizeSecurityGroupIngress"), 6);
   assert_int_equal(fx_calls(&f, "RevokeSecurityGroupIngress"), 3);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
   assert_null(sg_rule_desc(d, NODE_SG, "icmp", 3, "0.0.0.0/0"));
   for (int i = 0; i < 2; i++) {
@@ -861,24 +737,23 @@ static void test_nlb_node_rules(void **state) {
   s.list.n_nodes = 0;
   assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
                    CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
   cJSON_Delete(d);
   s.list.n_nodes = 2;
   assert_int_equal(f.p->lb_update_hosts(f.aws, &f.call, &s.svc, &s.list),
                    CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lb), 4);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 6);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 2);
   cJSON_Delete(d);
 
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Two NLBs share the node group and its MTU rule: deleting the first
@@ -887,15 +762,14 @@ static void test_nlb_node_rules(void **state) {
  * cluster tag are never touched. */
 static void test_nlb_node_rules_shared(void **state) {
   struct fix f;
-  struct nlbsvc a, b;
-  struct ccm_lb_status st = {0};
+  struct fx_svc a, b;
   const char *lba = "anoderulesshared0000000000000001";
   const char *lbb = "anoderulesshared0000000000000002";
   char desc[256];
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&a, lba);
   nlbsvc_make(&b, lbb);
   b.svc.name = "api";
@@ -905,13 +779,9 @@ static void test_nlb_node_rules_shared(void **state) {
   rule_plant(&f, NODE_SG, 30080, "0.0.0.0/0", NULL);
   rule_plant(&f, UNTAGGED_SG, 30443, "0.0.0.0/0", desc);
 
-  if (f.p->lb_ensure(f.aws, &f.call, &a.svc, &a.list, &st) != CCM_OK)
-    fail_msg("ensure a: %s", f.call.error);
-  lb_status_clear(&st);
-  if (f.p->lb_ensure(f.aws, &f.call, &b.svc, &b.list, &st) != CCM_OK)
-    fail_msg("ensure b: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &a, CCM_OK);
+  fx_ensure(&f, &b, CCM_OK);
+  d = fx_state(&f);
   /* The undescribed rule already admits 30080: left as it is. */
   assert_string_equal(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"),
                       "");
@@ -923,7 +793,7 @@ static void test_nlb_node_rules_shared(void **state) {
   cJSON_Delete(d);
 
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &a.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lba), 0);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lba), 0);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_CLIENT, lbb), 2);
@@ -936,14 +806,13 @@ static void test_nlb_node_rules_shared(void **state) {
   cJSON_Delete(d);
 
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &b.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_MTU, ""), 0);
   /* The seed's two rules and the undescribed one. */
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 3);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, UNTAGGED_SG)), 2);
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 /* Internal with eTP Local: clients default to the subnets' CIDRs, the
@@ -953,17 +822,15 @@ static void test_nlb_node_rules_shared(void **state) {
 
 static void test_nlb_node_rules_internal(void **state) {
   struct fix f;
-  struct nlbsvc s;
-  struct ccm_lb_status st = {0};
+  struct fx_svc s;
   struct ccm_service_port udp;
   const struct ccm_service_port *ports[2];
   const char *lb = "anoderulesinternal00000000000001";
   const char *priv[] = {"10.0.128.0/20", "10.0.144.0/20", "10.0.160.0/20"};
-  char which[2048];
   cJSON *d;
   (void)state;
 
-  nlb_fix(&f);
+  fx_start(&f, "");
   nlbsvc_make(&s, lb);
   udp = (struct ccm_service_port){sizeof(udp), "dns", CCM_PROTO_UDP, 53,
                                   30053};
@@ -971,13 +838,11 @@ static void test_nlb_node_rules_internal(void **state) {
   ports[1] = &udp;
   s.svc.ports = ports;
   s.svc.n_ports = 2;
-  nlbsvc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
+  fx_svc_opt(&s, "internal", CCM_OPT_BOOL)->bool_value = true;
   s.svc.external_traffic_local = true;
   s.svc.health_check_node_port = 32000;
-  if (f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st) != CCM_OK)
-    fail_msg("ensure: %s", f.call.error);
-  lb_status_clear(&st);
-  d = state_get(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  d = fx_state(&f);
   /* clients: the VPC (upstream's default for internal); health checks:
    * the load balancer's subnets */
   assert_true(desc_is(sg_rule_desc(d, NODE_SG, "tcp", 30080, VPC_CIDR),
@@ -994,18 +859,14 @@ static void test_nlb_node_rules_internal(void **state) {
   assert_null(sg_rule_desc(d, NODE_SG, "tcp", 30080, "0.0.0.0/0"));
   assert_int_equal(sg_desc_count(d, NODE_SG, DESC_HEALTH, lb), 3);
   cJSON_Delete(d);
-  cJSON_Delete(fx_control(&f, "DELETE", "/_double/calls", NULL));
-  assert_int_equal(f.p->lb_ensure(f.aws, &f.call, &s.svc, &s.list, &st),
-                   CCM_OK);
-  lb_status_clear(&st);
-  if (mutating_calls(&f, which, sizeof(which)) != 0)
-    fail_msg("second ensure changed something: %s", which);
+  fx_calls_clear(&f);
+  fx_ensure(&f, &s, CCM_OK);
+  assert_quiet(&f, "second ensure changed something");
   assert_int_equal(f.p->lb_delete(f.aws, &f.call, &s.svc), CCM_OK);
-  d = state_get(&f);
+  d = fx_state(&f);
   assert_int_equal(cJSON_GetArraySize(sg_ingress(d, NODE_SG)), 2);
   cJSON_Delete(d);
-  fx_down(&f);
-  fx_env_clean();
+  fx_finish(&f);
 }
 
 int main(void) {
@@ -1016,6 +877,7 @@ int main(void) {
       cmocka_unit_test(test_nlb_throttle),
       cmocka_unit_test(test_nlb_partial),
       cmocka_unit_test(test_nlb_invalid),
+      cmocka_unit_test(test_lb_validate),
       cmocka_unit_test(test_nlb_type_switch),
       cmocka_unit_test(test_nlb_node_rules),
       cmocka_unit_test(test_nlb_node_rules_shared),

@@ -177,6 +177,44 @@ def qtags_list(tags):
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
+# Tags of the load-balancer APIs, shared by Classic ELB and ELBv2: objects are dicts
+# with a "tags" dict; the handlers differ only in how they name the objects.
+
+def qtags(p):
+    """Tags.member.N.Key/Value (ELB and ELBv2 requests); a key must not be empty."""
+    tags = {}
+    for t in qstructs(p, "Tags"):
+        if not t.get("Key"):
+            raise AwsError("ValidationError", "Tag key must not be empty")
+        tags[t["Key"]] = t.get("Value", "")
+    return tags
+
+
+def lb_tags_add(objs, tags, quota_msg):
+    """AddTags: tags merged into each object's in turn; an object that would pass 50
+    tags keeps its own and the call fails (TooManyTags, quota_msg)."""
+    for o in objs:
+        merged = dict(o["tags"], **tags)
+        if len(merged) > 50:
+            raise AwsError("TooManyTags", quota_msg)
+        o["tags"] = merged
+    return {}
+
+
+def lb_tags_remove(objs, keys):
+    """RemoveTags: keys dropped from every object (absent keys are fine)."""
+    for o in objs:
+        for k in keys:
+            o["tags"].pop(k, None)
+    return {}
+
+
+def lb_tags_describe(named, id_key):
+    """DescribeTags: one TagDescription per (id, object), the id under id_key."""
+    return {"TagDescriptions": [{id_key: i, "Tags": qtags_list(o["tags"])}
+                                for i, o in named]}
+
+
 # --------------------------------------------------------------------------
 # SigV4
 
@@ -1295,15 +1333,6 @@ class Elb:
                         "InstancePort": ip, "SSLCertificateId": cert, "PolicyNames": []})
         return out
 
-    @staticmethod
-    def qtags(p):
-        tags = {}
-        for t in qstructs(p, "Tags"):
-            if not t.get("Key"):
-                raise AwsError("ValidationError", "Tag key must not be empty")
-            tags[t["Key"]] = t.get("Value", "")
-        return tags
-
     def render(self, e):
         st = self.st
         pol = [n for n in e["policies"]]
@@ -1351,7 +1380,7 @@ class Elb:
         if scheme not in ("internet-facing", "internal"):
             raise AwsError("ValidationError", "Invalid Scheme '%s'" % scheme)
         sgs = qlist(p, "SecurityGroups")
-        tags = self.qtags(p)
+        tags = qtags(p)
         existing = st.elbs.get(name)
         if existing:
             same = existing["scheme"] == scheme and sorted(
@@ -1545,32 +1574,23 @@ class Elb:
 
     def AddTags(self, p):
         names = qlist(p, "LoadBalancerNames")
-        tags = self.qtags(p)
+        tags = qtags(p)
         if not names or not tags:
             raise AwsError("ValidationError", "LoadBalancerNames and Tags are required")
-        objs = [self.need(n) for n in names]
-        for e in objs:
-            e["tags"].update(tags)
-            if len(e["tags"]) > 50:
-                raise AwsError("TooManyTags", "The quota for the number of tags that can be "
-                               "assigned to a load balancer has been reached.")
-        return {}
+        return lb_tags_add([self.need(n) for n in names], tags,
+                           "The quota for the number of tags that can be assigned to a "
+                           "load balancer has been reached.")
 
     def RemoveTags(self, p):
         objs = [self.need(n) for n in qlist(p, "LoadBalancerNames")]
-        keys = [m.get("Key") for m in qstructs(p, "Tags")]
-        for e in objs:
-            for k in keys:
-                e["tags"].pop(k, None)
-        return {}
+        return lb_tags_remove(objs, [m.get("Key") for m in qstructs(p, "Tags")])
 
     def DescribeTags(self, p):
         names = qlist(p, "LoadBalancerNames")
         if not names:
             raise AwsError("ValidationError", "LoadBalancerNames is required")
         objs = [self.need(n) for n in names]
-        return {"TagDescriptions": [{"LoadBalancerName": e["name"],
-                                     "Tags": qtags_list(e["tags"])} for e in objs]}
+        return lb_tags_describe([(e["name"], e) for e in objs], "LoadBalancerName")
 
     def CreateLoadBalancerPolicy(self, p):
         e = self.need(qreq(p, "LoadBalancerName"))
@@ -1725,15 +1745,6 @@ class Elbv2:
             raise AwsError("ListenerNotFound", "One or more listeners not found")
         return li
 
-    @staticmethod
-    def qtags(p):
-        tags = {}
-        for t in qstructs(p, "Tags"):
-            if not t.get("Key"):
-                raise AwsError("ValidationError", "Tag key must not be empty")
-            tags[t["Key"]] = t.get("Value", "")
-        return tags
-
     def render_lb(self, lb):
         st = self.st
         azs = []
@@ -1855,7 +1866,7 @@ class Elbv2:
             if g not in st.security_groups or st.security_groups[g]["vpc"] != vpc:
                 raise AwsError("InvalidSecurityGroup", "Security group '%s' does not exist"
                                % g)
-        tags = self.qtags(p)
+        tags = qtags(p)
         for lb in st.lbs.values():
             if lb["name"] == name:
                 if lb["type"] == lbtype and lb["scheme"] == scheme:
@@ -1982,7 +1993,7 @@ class Elbv2:
         if proto == "HTTPS":
             base["HealthCheckProtocol"] = "HTTPS"
         hc = self.tg_hc(p, base)
-        tags = self.qtags(p)
+        tags = qtags(p)
         for tg in st.tgs.values():
             if tg["name"] == name:
                 same = (tg["protocol"], tg["port"], tg["vpc"], tg["target_type"]) == \
@@ -2189,7 +2200,7 @@ class Elbv2:
         arn = self.arn("listener", "%s/%s" % (short, rand_hex(16)))
         li = {"arn": arn, "lb": lb["arn"], "port": port, "protocol": proto,
               "certificates": certs, "ssl_policy": ssl, "actions": acts,
-              "alpn": qlist(p, "AlpnPolicy"), "tags": self.qtags(p)}
+              "alpn": qlist(p, "AlpnPolicy"), "tags": qtags(p)}
         st.listeners[arn] = li
         return {"Listeners": [self.render_listener(li)]}
 
@@ -2283,25 +2294,16 @@ class Elbv2:
 
     def AddTags(self, p):
         arns = qlist(p, "ResourceArns")
-        tags = self.qtags(p)
+        tags = qtags(p)
         if not arns or not tags:
             raise AwsError("ValidationError", "ResourceArns and Tags are required")
-        objs = [self.resource(a) for a in arns]
-        for o in objs:
-            merged = dict(o["tags"], **tags)
-            if len(merged) > 50:
-                raise AwsError("TooManyTags", "The quota for the number of tags that can be "
-                               "assigned to a load balancer has been reached")
-            o["tags"] = merged
-        return {}
+        return lb_tags_add([self.resource(a) for a in arns], tags,
+                           "The quota for the number of tags that can be assigned to a "
+                           "load balancer has been reached")
 
     def RemoveTags(self, p):
         objs = [self.resource(a) for a in qlist(p, "ResourceArns")]
-        keys = qlist(p, "TagKeys")
-        for o in objs:
-            for k in keys:
-                o["tags"].pop(k, None)
-        return {}
+        return lb_tags_remove(objs, qlist(p, "TagKeys"))
 
     def DescribeTags(self, p):
         arns = qlist(p, "ResourceArns")
@@ -2309,9 +2311,7 @@ class Elbv2:
             raise AwsError("ValidationError", "ResourceArns is required")
         if len(arns) > 20:
             raise AwsError("ValidationError", "At most 20 resource ARNs can be specified")
-        objs = [(a, self.resource(a)) for a in arns]
-        return {"TagDescriptions": [{"ResourceArn": a, "Tags": qtags_list(o["tags"])}
-                                    for a, o in objs]}
+        return lb_tags_describe([(a, self.resource(a)) for a in arns], "ResourceArn")
 
     def SetSecurityGroups(self, p):
         lb = self.need_lb(qreq(p, "LoadBalancerArn"))

@@ -33,6 +33,46 @@ static struct policy_engine *engine(const char *const *files, size_t n)
   return pe;
 }
 
+/* An engine from one policy file, name holding text, in a new d. */
+static struct policy_engine *engine_one(struct tp_dir *d, const char *name,
+                                        const char *text)
+{
+  const char *files[1];
+
+  tp_dir_make(d);
+  files[0] = tp_write(d, name, text);
+  return engine(files, 1);
+}
+
+/* policy_lb_name for svc must give want and, when want_name is set, that
+ * name; the error goes to *err when err is not NULL. */
+static void lb_name_is(struct policy_engine *pe, struct obj_meta *svc,
+                       const struct policy_ctx *c, int want,
+                       const char *want_name, struct policy_error *err)
+{
+  struct policy_error local;
+  char name[64];
+
+  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), c, name,
+                                  sizeof name, err != NULL ? err : &local),
+                   want);
+  if (want_name != NULL)
+    assert_string_equal(name, want_name);
+}
+
+/* Bounded wait for the watcher (not a timing assertion): until *count
+ * (a field of *st) is at least min; *st holds the last stats read. */
+static void stats_wait(struct policy_engine *pe, struct policy_stats *st,
+                       const uint64_t *count, uint64_t min)
+{
+  for (int i = 0; i < 3000; i++) {
+    policy_engine_stats(pe, st);
+    if (*count >= min)
+      return;
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+}
+
 static const char *kv_get(const struct policy_kvs *kvs, const char *key)
 {
   for (size_t i = 0; i < kvs->n; i++) {
@@ -62,15 +102,11 @@ static void test_defaults_without_policy(void **state)
   struct policy_options *opts = NULL;
   struct policy_kvs *kvs = NULL;
   struct policy_stats st;
-  char name[64];
   bool keep[1] = {false};
 
   (void)state;
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_DEFAULT);
-  assert_string_equal(name, "a1111111122223333444455555555555");
-  assert_int_equal(strlen(name), 32);
+  lb_name_is(pe, svc, &ctx, POLICY_DEFAULT,
+             "a1111111122223333444455555555555", NULL);
   assert_int_equal(policy_lb_options(pe, obj_as_service(svc), &ctx, &opts,
                                      &err),
                    POLICY_DEFAULT);
@@ -103,23 +139,16 @@ static void test_defaults_without_policy(void **state)
 static void test_missing_hook_defaults(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *svc = tp_service("web", NULL);
   struct policy_error err;
   struct policy_options *opts = NULL;
-  char name[64];
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "name.lua",
-                      "return { load_balancer_name = function(s) return "
-                      "'x-' .. s.name end }\n");
-  pe = engine(files, 1);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "x-web");
+  pe = engine_one(&d, "name.lua",
+                  "return { load_balancer_name = function(s) return "
+                  "'x-' .. s.name end }\n");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "x-web", NULL);
   assert_int_equal(policy_lb_options(pe, obj_as_service(svc), &ctx, &opts,
                                      &err),
                    POLICY_DEFAULT);
@@ -176,7 +205,6 @@ static void test_combine_two_files(void **state)
   struct policy_error err;
   struct policy_options *opts = NULL;
   struct policy_kvs *kvs = NULL;
-  char name[64];
   bool keep[3];
 
   (void)state;
@@ -184,10 +212,7 @@ static void test_combine_two_files(void **state)
   files[0] = tp_write(&d, "a.lua", combine_a);
   files[1] = tp_write(&d, "b.lua", combine_b);
   pe = engine(files, 2);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &pctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "from-b-testprov");
+  lb_name_is(pe, svc, &pctx, POLICY_OK, "from-b-testprov", NULL);
 
   assert_int_equal(policy_lb_options(pe, obj_as_service(svc), &pctx, &opts,
                                      &err),
@@ -295,16 +320,13 @@ static void test_option_validation(void **state)
       {"badret", "must return a table"},
   };
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct policy_error err;
   struct policy_options *opts = NULL;
   struct policy_stats st;
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "opts.lua", opts_policy);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "opts.lua", opts_policy);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int rc = run_opts(pe, bad[i].cse, &pctx, &err, &opts);
     if (rc != POLICY_ERROR || strstr(err.message, bad[i].want) == NULL)
@@ -332,7 +354,6 @@ static void test_option_validation(void **state)
 static void test_reject_and_elsewhere(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct policy_error err;
   struct policy_options *opts = NULL;
@@ -340,9 +361,7 @@ static void test_reject_and_elsewhere(void **state)
   char line[1024];
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "opts.lua", opts_policy);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "opts.lua", opts_policy);
   assert_int_equal(run_opts(pe, "reject", &pctx, &err, &opts),
                    POLICY_REJECT);
   assert_null(opts);
@@ -385,15 +404,12 @@ static void test_name_rules(void **state)
       {"a_b_c", "character '_' at 2"},
   };
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct policy_error err;
   char name[64], ann[128];
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "name.lua", name_policy);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "name.lua", name_policy);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct obj_meta *svc;
     int rc;
@@ -415,16 +431,12 @@ static void test_name_rules(void **state)
   /* no annotation: nil means the default name */
   {
     struct obj_meta *svc = tp_service("web", NULL);
-    assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &pctx, name,
-                                    sizeof name, &err),
-                     POLICY_DEFAULT);
-    assert_string_equal(name, "a1111111122223333444455555555555");
+    lb_name_is(pe, svc, &pctx, POLICY_DEFAULT,
+               "a1111111122223333444455555555555", NULL);
     /* generic rule without a module: uppercase refused too */
     obj_unref(svc);
     svc = tp_service("web", "\"test/name\":\"Bad_Name\"");
-    assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                    sizeof name, &err),
-                     POLICY_ERROR);
+    lb_name_is(pe, svc, &ctx, POLICY_ERROR, NULL, NULL);
     obj_unref(svc);
   }
   policy_engine_free(pe);
@@ -532,18 +544,14 @@ static const char lib_policy[] =
 static void test_ccm_helpers(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *svc = tp_service("web", NULL);
   struct policy_error err;
   struct policy_kvs *kvs = NULL;
-  char name[64];
   int rc;
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "lib.lua", lib_policy);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "lib.lua", lib_policy);
   rc = policy_resource_tags(pe, obj_as_service(svc), &ctx, &kvs, &err);
   if (rc != POLICY_OK)
     fail_msg("rc %d: %s %s", rc, err.where, err.message);
@@ -598,9 +606,7 @@ static void test_ccm_helpers(void **state)
       kv_get(kvs, "bad_match"),
       "false:ccm.match_labels: argument 2 must be a table, not string");
   /* not under pcall: a hook error that names the policy line */
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_ERROR);
+  lb_name_is(pe, svc, &ctx, POLICY_ERROR, NULL, &err);
   assert_non_null(strstr(err.where, "lib.lua:"));
   assert_non_null(
       strstr(err.message, "ccm.trim: argument 1 must be a string, not number"));
@@ -616,19 +622,14 @@ static void test_reload_failure_keeps_old(void **state)
   const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *svc = tp_service("web", NULL);
-  struct policy_error err;
   struct policy_stats st;
-  char name[64], e[512];
+  char e[512];
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "p.lua", "return { load_balancer_name = "
-                                   "function() return 'version-one' end }\n");
-  pe = engine(files, 1);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "version-one");
+  pe = engine_one(&d, "p.lua",
+                  "return { load_balancer_name = "
+                  "function() return 'version-one' end }\n");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "version-one", NULL);
   /* a syntax error */
   files[0] = tp_write(&d, "p.lua", "return {\n  load_balancer_name = \n}\n");
   assert_int_equal(policy_engine_reload(pe, files, 1, e, sizeof e), -1);
@@ -645,10 +646,7 @@ static void test_reload_failure_keeps_old(void **state)
     assert_int_equal(policy_engine_reload(pe, missing, 1, e, sizeof e), -1);
     assert_non_null(strstr(e, "/nonexistent/ccm/p.lua"));
   }
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "version-one");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "version-one", NULL);
   policy_engine_stats(pe, &st);
   assert_int_equal(st.reload_failures, 3);
   assert_int_equal(st.reloads, 0);
@@ -658,10 +656,7 @@ static void test_reload_failure_keeps_old(void **state)
   files[0] = tp_write(&d, "p.lua", "return { load_balancer_name = "
                                    "function() return 'version-two' end }\n");
   assert_int_equal(policy_engine_reload(pe, files, 1, e, sizeof e), 0);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "version-two");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "version-two", NULL);
   policy_engine_stats(pe, &st);
   assert_int_equal(st.reloads, 1);
   assert_int_equal(st.generation, 2);
@@ -674,50 +669,28 @@ static void test_reload_failure_keeps_old(void **state)
 static void test_watch_reloads(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *svc = tp_service("web", NULL);
-  struct policy_error err;
   struct policy_stats st;
-  char name[64];
-  int i;
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "w.lua", "return { load_balancer_name = "
-                                   "function() return 'watch-one' end }\n");
-  pe = engine(files, 1);
+  pe = engine_one(&d, "w.lua",
+                  "return { load_balancer_name = "
+                  "function() return 'watch-one' end }\n");
   assert_int_equal(policy_engine_watch(pe), 0);
   assert_int_equal(policy_engine_watch(pe), 0); /* idempotent */
   tp_write(&d, "other.lua", "garbage that is not watched");
   tp_write(&d, "w.lua", "return { load_balancer_name = "
                         "function() return 'watch-two' end }\n");
-  /* bounded wait for the watcher (not a timing assertion) */
-  for (i = 0; i < 3000; i++) {
-    policy_engine_stats(pe, &st);
-    if (st.reloads >= 1)
-      break;
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  }
+  stats_wait(pe, &st, &st.reloads, 1);
   assert_int_equal(st.reload_failures, 0);
   assert_true(st.reloads >= 1);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "watch-two");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "watch-two", NULL);
   /* a broken save is refused and the old set stays */
   tp_write(&d, "w.lua", "return {");
-  for (i = 0; i < 3000; i++) {
-    policy_engine_stats(pe, &st);
-    if (st.reload_failures >= 1)
-      break;
-    nanosleep(&(struct timespec){0, 10000000}, NULL);
-  }
+  stats_wait(pe, &st, &st.reload_failures, 1);
   assert_int_equal(st.reload_failures, 1);
-  assert_int_equal(policy_lb_name(pe, obj_as_service(svc), &ctx, name,
-                                  sizeof name, &err),
-                   POLICY_OK);
-  assert_string_equal(name, "watch-two");
+  lb_name_is(pe, svc, &ctx, POLICY_OK, "watch-two", NULL);
   policy_engine_free(pe);
   obj_unref(svc);
   tp_dir_remove(&d);
@@ -728,34 +701,24 @@ static void test_watch_reloads(void **state)
 static void test_caches_follow_inputs(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *v1 = tp_service("one", NULL), *v2 = tp_service("two", NULL);
-  struct policy_error err;
-  char name[64], cluster[32];
+  char cluster[32];
   struct policy_ctx c = {cluster, "prov-a", NULL, NULL};
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "c.lua",
-                      "return { load_balancer_name = function(s, c)\n"
-                      "  return s.name .. '-' .. c.cluster_name .. '-' .. "
-                      "c.provider .. '-' .. (c.class or 'none') end }\n");
-  pe = engine(files, 1);
+  pe = engine_one(&d, "c.lua",
+                  "return { load_balancer_name = function(s, c)\n"
+                  "  return s.name .. '-' .. c.cluster_name .. '-' .. "
+                  "c.provider .. '-' .. (c.class or 'none') end }\n");
   snprintf(cluster, sizeof cluster, "east");
   for (int round = 0; round < 2; round++) {
-    assert_int_equal(policy_lb_name(pe, obj_as_service(v1), &c, name,
-                                    sizeof name, &err), POLICY_OK);
-    assert_string_equal(name, "one-east-prov-a-none");
-    assert_int_equal(policy_lb_name(pe, obj_as_service(v2), &c, name,
-                                    sizeof name, &err), POLICY_OK);
-    assert_string_equal(name, "two-east-prov-a-none");
+    lb_name_is(pe, v1, &c, POLICY_OK, "one-east-prov-a-none", NULL);
+    lb_name_is(pe, v2, &c, POLICY_OK, "two-east-prov-a-none", NULL);
   }
   snprintf(cluster, sizeof cluster, "west"); /* same pointer, new text */
   c.provider_class = "internal";
-  assert_int_equal(policy_lb_name(pe, obj_as_service(v2), &c, name,
-                                  sizeof name, &err), POLICY_OK);
-  assert_string_equal(name, "two-west-prov-a-internal");
+  lb_name_is(pe, v2, &c, POLICY_OK, "two-west-prov-a-internal", NULL);
   policy_engine_free(pe);
   obj_unref(v1);
   obj_unref(v2);
@@ -781,7 +744,6 @@ static const char lazy_policy[] =
 static void test_lazy_service_fields(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *plain = tp_service("web", NULL);
   struct obj_meta *stash = tp_service("a", "\"test/stash\":\"1\"");
@@ -790,9 +752,7 @@ static void test_lazy_service_fields(void **state)
   struct policy_kvs *kvs = NULL;
 
   (void)state;
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "lazy.lua", lazy_policy);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "lazy.lua", lazy_policy);
   assert_int_equal(policy_resource_tags(pe, obj_as_service(plain), &ctx,
                                         &kvs, &err), POLICY_OK);
   assert_string_equal(kv_get(kvs, "keys"),
@@ -844,7 +804,6 @@ static const char backends_pass[] =
 static void test_backend_set_cache(void **state)
 {
   struct tp_dir d;
-  const char *files[1];
   struct policy_engine *pe;
   struct obj_meta *pass = tp_service("web", NULL);
   struct obj_meta *drop = tp_service("web", "\"test/drop\":\"n2\"");
@@ -862,9 +821,7 @@ static void test_backend_set_cache(void **state)
   (void)state;
   assert_non_null(drop);
   assert_non_null(mutate);
-  tp_dir_make(&d);
-  files[0] = tp_write(&d, "be.lua", backends_pass);
-  pe = engine(files, 1);
+  pe = engine_one(&d, "be.lua", backends_pass);
   for (int round = 0; round < 2; round++) {
     assert_int_equal(policy_backend_nodes(pe, obj_as_service(pass), set1, 3,
                                           &pctx, keep, &err),
