@@ -33,9 +33,9 @@ struct ev_item {
 
 /* One cache entry: correlator (Event name, count) or spam bucket. */
 struct ev_entry {
-  struct ev_entry *next;
+  struct ev_entry *next;           /* in its hash bucket */
+  struct ev_entry *newer, *older;  /* in the cache's use order */
   char *key;
-  uint64_t used;
   /* correlator */
   char *event_name;
   char *event_ns;
@@ -46,8 +46,12 @@ struct ev_entry {
   bool has_bucket;
 };
 
+/* client-go's LRU caches: a full cache drops the least recently used
+ * entry, found in O(1) at the old end of the use order (with 10,000
+ * Services every new Event evicts). */
 struct ev_cache {
   struct ev_entry *b[CCM_EVENTS_BUCKETS];
+  struct ev_entry *newest, *oldest;
   size_t n;
   size_t max;
 };
@@ -70,7 +74,6 @@ struct kube_events {
   size_t queued;
   size_t pending;           /* queued + in flight */
   bool stop;
-  uint64_t tick;
   struct ev_cache corr;
   struct ev_cache spam;
   struct kube_events_stats stats;
@@ -100,43 +103,62 @@ static void ev_entry_free(struct ev_entry *en)
   mem_free(en);
 }
 
-static struct ev_entry *ev_find(struct ev_cache *c, const char *key,
-                                uint64_t tick)
+static void ev_lru_unlink(struct ev_cache *c, struct ev_entry *en)
+{
+  if (en->newer != NULL)
+    en->newer->older = en->older;
+  else
+    c->newest = en->older;
+  if (en->older != NULL)
+    en->older->newer = en->newer;
+  else
+    c->oldest = en->newer;
+  en->newer = en->older = NULL;
+}
+
+static void ev_lru_push(struct ev_cache *c, struct ev_entry *en)
+{
+  en->older = c->newest;
+  en->newer = NULL;
+  if (c->newest != NULL)
+    c->newest->newer = en;
+  c->newest = en;
+  if (c->oldest == NULL)
+    c->oldest = en;
+}
+
+static struct ev_entry *ev_find(struct ev_cache *c, const char *key)
 {
   struct ev_entry *en;
 
   for (en = c->b[ev_hash(key) % CCM_EVENTS_BUCKETS]; en != NULL;
        en = en->next) {
     if (strcmp(en->key, key) == 0) {
-      en->used = tick;
+      ev_lru_unlink(c, en);
+      ev_lru_push(c, en);
       return en;
     }
   }
   return NULL;
 }
 
-/* Drop the least recently used entry (linear: only when full). */
+/* Drop the least recently used entry. */
 static void ev_evict(struct ev_cache *c)
 {
-  struct ev_entry **best = NULL, **pp, *victim;
-  size_t i;
+  struct ev_entry *victim = c->oldest, **pp;
 
-  for (i = 0; i < CCM_EVENTS_BUCKETS; i++) {
-    for (pp = &c->b[i]; *pp != NULL; pp = &(*pp)->next) {
-      if (best == NULL || (*pp)->used < (*best)->used)
-        best = pp;
-    }
-  }
-  if (best == NULL)
+  if (victim == NULL)
     return;
-  victim = *best;
-  *best = victim->next;
+  pp = &c->b[ev_hash(victim->key) % CCM_EVENTS_BUCKETS];
+  while (*pp != victim)
+    pp = &(*pp)->next;
+  *pp = victim->next;
+  ev_lru_unlink(c, victim);
   ev_entry_free(victim);
   c->n--;
 }
 
-static struct ev_entry *ev_add(struct ev_cache *c, const char *key,
-                               uint64_t tick)
+static struct ev_entry *ev_add(struct ev_cache *c, const char *key)
 {
   struct ev_entry *en;
   uint32_t h;
@@ -151,10 +173,10 @@ static struct ev_entry *ev_add(struct ev_cache *c, const char *key,
     mem_free(en);
     return NULL;
   }
-  en->used = tick;
   h = ev_hash(key) % CCM_EVENTS_BUCKETS;
   en->next = c->b[h];
   c->b[h] = en;
+  ev_lru_push(c, en);
   c->n++;
   return en;
 }
@@ -171,6 +193,7 @@ static void ev_cache_clear(struct ev_cache *c)
     }
     c->b[i] = NULL;
   }
+  c->newest = c->oldest = NULL;
   c->n = 0;
 }
 
@@ -341,11 +364,10 @@ static void ev_send(struct kube_events *e, struct ev_item *it)
     goto fail;
 
   pthread_mutex_lock(&e->lock);
-  e->tick++;
   if (e->spam_qps > 0) {
-    en = ev_find(&e->spam, skey, e->tick);
+    en = ev_find(&e->spam, skey);
     if (en == NULL) {
-      en = ev_add(&e->spam, skey, e->tick);
+      en = ev_add(&e->spam, skey);
       if (en != NULL) {
         limiter_init(&en->bucket, e->spam_qps, e->spam_burst, e->clock,
                      e->clock_ud);
@@ -358,7 +380,7 @@ static void ev_send(struct kube_events *e, struct ev_item *it)
       goto done;
     }
   }
-  en = ev_find(&e->corr, ckey, e->tick);
+  en = ev_find(&e->corr, ckey);
   if (en != NULL && en->event_name != NULL) {
     patch = true;
     count = en->count + 1;
@@ -392,9 +414,9 @@ static void ev_send(struct kube_events *e, struct ev_item *it)
     goto fail;
   pthread_mutex_lock(&e->lock);
   e->stats.created++;
-  en = ev_find(&e->corr, ckey, e->tick);
+  en = ev_find(&e->corr, ckey);
   if (en == NULL)
-    en = ev_add(&e->corr, ckey, e->tick);
+    en = ev_add(&e->corr, ckey);
   if (en != NULL) {
     mem_free(en->event_name);
     mem_free(en->event_ns);

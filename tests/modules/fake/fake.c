@@ -87,6 +87,8 @@ struct fake {
   bool fill_on_error;        /* leave a result behind on injected errors */
   struct fake_lb *lbs;
   size_t n_lbs, cap_lbs;
+  uint32_t *lb_slots;        /* name hash -> index + 1 (0: empty) */
+  size_t n_lb_slots;         /* a power of 2, >= 2 * cap_lbs */
   struct fake_route *routes;
   size_t n_routes, cap_routes;
   uint32_t next_ip;
@@ -211,14 +213,67 @@ static long fake_instance_find(const struct fake *f,
   return -1;
 }
 
+/* The load balancers are indexed by name (open addressing), so that a
+ * call costs the same with 10 or 10,000 of them: a bench of the host
+ * must not measure the fake's scans under its lock. */
+static size_t fake_name_hash(const char *s)
+{
+  size_t h = 1469598103u;
+
+  for (; *s != '\0'; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
 /* Caller holds f->lock. */
 static long fake_lb_find(const struct fake *f, const char *name)
 {
-  for (size_t i = 0; i < f->n_lbs; i++) {
-    if (strcmp(f->lbs[i].name, name) == 0)
-      return (long)i;
+  size_t mask = f->n_lb_slots - 1, i;
+
+  if (f->n_lb_slots == 0)
+    return -1;
+  for (i = fake_name_hash(name) & mask; f->lb_slots[i] != 0;
+       i = (i + 1) & mask) {
+    uint32_t k = f->lb_slots[i] - 1;
+
+    if (strcmp(f->lbs[k].name, name) == 0)
+      return (long)k;
   }
   return -1;
+}
+
+/* Fill slots (n, a power of 2) with the current lbs. */
+static void fake_lb_fill(const struct fake *f, uint32_t *slots, size_t n)
+{
+  size_t mask = n - 1;
+
+  memset(slots, 0, n * sizeof(*slots));
+  for (size_t k = 0; k < f->n_lbs; k++) {
+    size_t i = fake_name_hash(f->lbs[k].name) & mask;
+
+    while (slots[i] != 0)
+      i = (i + 1) & mask;
+    slots[i] = (uint32_t)k + 1;
+  }
+}
+
+/* A larger index for the current capacity; -1 on OOM (the old index
+ * stays). Caller holds f->lock. */
+static int fake_lb_regrow(struct fake *f)
+{
+  size_t n = 16;
+  uint32_t *slots;
+
+  while (n < 2 * f->cap_lbs)
+    n *= 2;
+  slots = f->api->alloc(n * sizeof(*slots));
+  if (!slots)
+    return -1;
+  fake_lb_fill(f, slots, n);
+  f->api->free(f->lb_slots);
+  f->lb_slots = slots;
+  f->n_lb_slots = n;
+  return 0;
 }
 
 /* Caller holds f->lock. */
@@ -242,6 +297,19 @@ static struct fake_lb *fake_lb_add(struct fake *f, const char *name,
   lb->ip_index = ip_index;
   lb->n_hosts = n_hosts;
   f->n_lbs++;
+  if (f->n_lb_slots < 2 * f->cap_lbs) {
+    if (fake_lb_regrow(f) != 0) {
+      f->api->free(lb->name);
+      f->n_lbs--;
+      return NULL;
+    }
+  } else {
+    size_t mask = f->n_lb_slots - 1, i = fake_name_hash(name) & mask;
+
+    while (f->lb_slots[i] != 0)
+      i = (i + 1) & mask;
+    f->lb_slots[i] = (uint32_t)f->n_lbs;
+  }
   return lb;
 }
 
@@ -405,6 +473,7 @@ static void fake_destroy(void *instance)
   for (size_t i = 0; i < f->n_lbs; i++)
     api->free(f->lbs[i].name);
   api->free(f->lbs);
+  api->free(f->lb_slots);
   for (size_t i = 0; i < f->n_routes; i++) {
     api->free(f->routes[i].name);
     api->free(f->routes[i].target);
@@ -534,6 +603,7 @@ static int fake_lb_delete(void *instance, struct ccm_call *call,
   if (i >= 0) {
     f->api->free(f->lbs[i].name);
     f->lbs[i] = f->lbs[--f->n_lbs];
+    fake_lb_fill(f, f->lb_slots, f->n_lb_slots); /* indexes moved */
   }
 #ifdef FAKE_NONCONFORMING
   else
