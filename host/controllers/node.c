@@ -255,7 +255,6 @@ static int node_create(const struct ctrl_env *env, void **state, char *err,
                        .base_delay_ms = CCM_NODE_QUEUE_BASE_MS,
                        .max_delay_ms = CCM_NODE_QUEUE_MAX_MS};
   struct informer_handlers h = {.add = node_on_add, .update = node_on_update};
-  pthread_condattr_t ca;
 
   *state = NULL;
   if (!c) {
@@ -275,10 +274,7 @@ static int node_create(const struct ctrl_env *env, void **state, char *err,
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->have_keys, NULL);
   pthread_cond_init(&c->have_room, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&c->wake, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&c->wake);
   /* upstream buckets: 1 s, x4, 6 buckets */
   node_histo_init(&c->taint_removal_delay, 1, 4);
   node_histo_init(&c->initial_sync_delay, 1, 4);

@@ -11,6 +11,7 @@
 #include "controllers/node_internal.h"
 #include "kube/store.h"
 #include "kube/writes.h"
+#include "modules/host_api.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/thread.h"
@@ -155,14 +156,6 @@ out:
   store_list_free(all, n);
 }
 
-static int64_t node_now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A new leader has not seen the add events a standby dropped. */
 static void node_enqueue_all(struct node_ctrl *c)
 {
@@ -179,14 +172,14 @@ static void node_enqueue_all(struct node_ctrl *c)
 void *node_status_main(void *arg)
 {
   struct node_ctrl *c = arg;
-  int64_t next_refresh = node_now_ms(); /* wait.Until runs at once */
+  int64_t next_refresh = call_now_ms(); /* wait.Until runs at once */
 
   thread_name("node-status");
 
   pthread_mutex_lock(&c->lock);
   while (!c->stopping) {
     bool leader = runtime_is_leader(c->env.rt);
-    int64_t now = node_now_ms();
+    int64_t now = call_now_ms();
     struct timespec ts;
     int64_t wake;
 
@@ -198,16 +191,15 @@ void *node_status_main(void *arg)
     c->was_leader = leader;
     if (leader && now >= next_refresh) {
       node_status_refresh_all(c);
-      next_refresh = node_now_ms() + (int64_t)c->status_period_s * 1000;
+      next_refresh = call_now_ms() + (int64_t)c->status_period_s * 1000;
     }
     pthread_mutex_lock(&c->lock);
     if (c->stopping)
       break;
-    wake = node_now_ms() + CCM_NODE_TICK_MS;
+    wake = call_now_ms() + CCM_NODE_TICK_MS;
     if (leader && next_refresh < wake)
       wake = next_refresh;
-    ts.tv_sec = (time_t)(wake / 1000);
-    ts.tv_nsec = (long)(wake % 1000) * 1000000L;
+    ts = thread_deadline_at(wake);
     pthread_cond_timedwait(&c->wake, &c->lock, &ts);
   }
   pthread_mutex_unlock(&c->lock);

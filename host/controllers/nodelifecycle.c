@@ -224,8 +224,7 @@ static void *lc_main(void *arg)
     pthread_mutex_lock(&c->lock);
     /* sliding period, as wait.Until: the next pass starts a full period
      * after this one ended */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)c->period_s;
+    ts = thread_deadline_in(c->period_s * 1000u);
     while (!c->stopping &&
            pthread_cond_timedwait(&c->wake, &c->lock, &ts) == 0)
       ;
@@ -241,7 +240,6 @@ static int lc_create(const struct ctrl_env *env, void **state, char *err,
 {
   struct lc_ctrl *c = mem_calloc(1, sizeof(*c));
   struct informer *inf;
-  pthread_condattr_t ca;
 
   *state = NULL;
   if (!c) {
@@ -253,10 +251,7 @@ static int lc_create(const struct ctrl_env *env, void **state, char *err,
   if (c->period_s == 0)
     c->period_s = 5;
   pthread_mutex_init(&c->lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&c->wake, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&c->wake);
   c->kc = runtime_client(env->rt);
   inf = runtime_nodes(env->rt);
   c->store = inf ? informer_store(inf) : NULL;

@@ -531,11 +531,6 @@ static void route_observe(struct route_ctl *rc, int64_t ms) {
   pthread_mutex_unlock(&rc->hist_mu);
 }
 
-static void route_deadline(struct timespec *ts, int64_t due_ms) {
-  ts->tv_sec = (time_t)(due_ms / 1000);
-  ts->tv_nsec = (long)(due_ms % 1000) * 1000000L;
-}
-
 static void *route_loop(void *arg) {
   struct route_ctl *rc = arg;
   int64_t next = 0, last = 0;
@@ -548,8 +543,7 @@ static void *route_loop(void *arg) {
     if (rc->kick && last + CCM_ROUTE_KICK_GAP_MS < due)
       due = last + CCM_ROUTE_KICK_GAP_MS;
     if (now < due) {
-      struct timespec ts;
-      route_deadline(&ts, due);
+      struct timespec ts = thread_deadline_at(due);
       pthread_cond_timedwait(&rc->cv, &rc->mu, &ts);
       continue;
     }
@@ -615,7 +609,6 @@ static int route_create(const struct ctrl_env *env, void **state, char *err,
   struct route_ctl *rc = mem_calloc(1, sizeof(*rc));
   const struct host_config *cfg = env->cfg;
   char why[256];
-  pthread_condattr_t ca;
 
   *state = NULL;
   if (rc == NULL) {
@@ -629,10 +622,7 @@ static int route_create(const struct ctrl_env *env, void **state, char *err,
   rc->env.cluster_name = rc->cluster_name;
   pthread_mutex_init(&rc->mu, NULL);
   pthread_mutex_init(&rc->hist_mu, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&rc->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&rc->cv);
   atomic_init(&rc->stopping, false);
   uint32_t period_s = cfg != NULL && cfg->route_reconcile_period_s > 0
                           ? cfg->route_reconcile_period_s

@@ -13,6 +13,7 @@
 
 #include "controllers/service_int.h"
 #include "controllers/service_logic.h"
+#include "modules/host_api.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/thread.h"
@@ -354,43 +355,29 @@ static void svc_requeue_all(struct svc_ctrl *c)
   svc_keys_flush(&k, c->q);
 }
 
-static int64_t svc_mono_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *svc_background(void *arg)
 {
   struct svc_ctrl *c = arg;
-  int64_t next = svc_mono_ms() + c->node_sync_period_ms;
+  int64_t next = call_now_ms() + c->node_sync_period_ms;
 
   thread_name("svc-nodesync");
 
   pthread_mutex_lock(&c->lock);
   while (!c->stopping) {
     struct timespec ts;
-    int64_t now = svc_mono_ms(), wake = now + 1000;
+    int64_t now = call_now_ms(), wake = now + 1000;
     bool leader, requeue = false, sync = false;
 
     if (!c->node_dirty) {
       if (next < wake)
         wake = next;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      ts.tv_sec += (time_t)((wake - now) / 1000);
-      ts.tv_nsec += (long)((wake - now) % 1000) * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      ts = thread_deadline_in(wake > now ? (uint32_t)(wake - now) : 0);
       pthread_cond_timedwait(&c->cond, &c->lock, &ts);
     }
     if (c->stopping)
       break;
     leader = runtime_is_leader(c->env.rt);
-    now = svc_mono_ms();
+    now = call_now_ms();
     if (leader && c->parked) {
       c->parked = false;
       requeue = true;

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "modules/host_api.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CCM_WQ_BUCKETS_MIN 64
 
@@ -51,14 +53,6 @@ struct workqueue {
   uint64_t adds, retries;
   bool shutdown, drain;
 };
-
-static int64_t wq_now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static size_t wq_hash(const char *s)
 {
@@ -305,7 +299,7 @@ static void wq_add_after_locked(struct workqueue *q, const char *key,
   /* Ready now or re-queued on done is sooner than any delay. */
   if (it->queued || it->dirty)
     return;
-  due = wq_now_ms() + delay_ms;
+  due = call_now_ms() + delay_ms;
   if (it->delayed) {
     if (due < it->due_ms) {
       it->due_ms = due;
@@ -331,7 +325,6 @@ static void wq_add_after_locked(struct workqueue *q, const char *key,
 struct workqueue *wq_new(const struct wq_opts *opts)
 {
   struct workqueue *q = mem_calloc(1, sizeof(*q));
-  pthread_condattr_t ca;
   bool lock_ok = false;
 
   if (!q)
@@ -349,14 +342,8 @@ struct workqueue *wq_new(const struct wq_opts *opts)
   if (pthread_mutex_init(&q->lock, NULL) != 0)
     goto fail;
   lock_ok = true;
-  if (pthread_condattr_init(&ca) != 0)
+  if (thread_cond_init_mono(&q->cond) != 0)
     goto fail;
-  if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-      pthread_cond_init(&q->cond, &ca) != 0) {
-    pthread_condattr_destroy(&ca);
-    goto fail;
-  }
-  pthread_condattr_destroy(&ca);
   return q;
 fail:
   if (lock_ok)
@@ -466,17 +453,14 @@ bool wq_get(struct workqueue *q, const char **key)
     if (q->shutdown && !q->drain)
       goto done;
     if (!q->shutdown)
-      wq_promote_due(q, wq_now_ms());
+      wq_promote_due(q, call_now_ms());
     if (q->head)
       break;
     if (q->shutdown)
       goto done;
     if (q->heap_len > 0) {
-      int64_t due = q->heap[0]->due_ms;
-      struct timespec ts;
+      struct timespec ts = thread_deadline_at(q->heap[0]->due_ms);
 
-      ts.tv_sec = (time_t)(due / 1000);
-      ts.tv_nsec = (long)(due % 1000) * 1000000L;
       pthread_cond_timedwait(&q->cond, &q->lock, &ts);
     } else {
       pthread_cond_wait(&q->cond, &q->lock);

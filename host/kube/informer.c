@@ -111,24 +111,10 @@ static char *url_encode(const char *s)
   return out;
 }
 
-static struct timespec deadline_in(uint32_t ms)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 /* Sleep up to ms, returning early (true) when the informer stops. */
 static bool sleep_or_stop(struct informer *inf, uint32_t ms)
 {
-  struct timespec until = deadline_in(ms);
+  struct timespec until = thread_deadline_in(ms);
   bool stopped;
 
   pthread_mutex_lock(&inf->wait_lock);
@@ -661,7 +647,6 @@ int informer_new(const struct informer_config *cfg,
                  const struct informer_ops *ops, struct informer **out)
 {
   struct informer *inf;
-  pthread_condattr_t ca;
 
   *out = NULL;
   if (cfg == NULL || ops == NULL || cfg->path == NULL || ops->list == NULL ||
@@ -700,10 +685,7 @@ int informer_new(const struct informer_config *cfg,
   pthread_mutex_init(&inf->deliver, NULL);
   pthread_mutex_init(&inf->wait_lock, NULL);
   pthread_mutex_init(&inf->stats_lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&inf->wait_cond, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&inf->wait_cond);
   *out = inf;
   return 0;
 fail:
@@ -780,7 +762,7 @@ bool informer_has_synced(struct informer *inf)
 
 bool informer_wait_synced(struct informer *inf, uint32_t timeout_ms)
 {
-  struct timespec until = deadline_in(timeout_ms);
+  struct timespec until = thread_deadline_in(timeout_ms);
   bool synced;
 
   if (inf == NULL)

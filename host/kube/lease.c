@@ -100,17 +100,13 @@ int lease_new(struct kube_client *c, const struct lease_opts *o,
               struct lease **out, char *err, size_t errlen)
 {
   struct lease *l;
-  pthread_condattr_t ca;
 
   *out = NULL;
   l = mem_calloc(1, sizeof *l);
   if (l == NULL)
     goto oom;
   pthread_mutex_init(&l->lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&l->cond, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&l->cond);
   l->client = c;
   l->lease_ms = o->lease_ms != 0 ? o->lease_ms : CCM_LEASE_DEFAULT_LEASE_MS;
   l->renew_ms = o->renew_ms != 0 ? o->renew_ms : CCM_LEASE_DEFAULT_RENEW_MS;
@@ -374,13 +370,7 @@ static bool lease_wait(struct lease *l, int64_t ms)
   struct timespec ts;
   bool stop;
 
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += (time_t)(ms / 1000);
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  ts = thread_deadline_in(ms > 0 ? (uint32_t)ms : 0);
   pthread_mutex_lock(&l->lock);
   while (!l->stop) {
     if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "modules/host_api.h"
 #include "server/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -115,29 +116,11 @@ const char *ccm_status_name(int status)
 
 /* ---- time ------------------------------------------------------------ */
 
-static int64_t reg_now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static struct timespec reg_abs_time(int64_t deadline_ms)
-{
-  struct timespec ts;
-
-  ts.tv_sec = (time_t)(deadline_ms / 1000);
-  ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
-  return ts;
-}
-
 /* ---- slots ----------------------------------------------------------- */
 
 static struct provider_slot *slot_new(struct registry *reg, const char *name)
 {
   struct provider_slot *s = mem_calloc(1, sizeof(*s));
-  pthread_condattr_t ca;
 
   if (!s)
     return NULL;
@@ -148,11 +131,8 @@ static struct provider_slot *slot_new(struct registry *reg, const char *name)
   }
   s->reg = reg;
   pthread_mutex_init(&s->lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->gate, &ca);
-  pthread_cond_init(&s->drained, &ca);
-  pthread_condattr_destroy(&ca);
+  thread_cond_init_mono(&s->gate);
+  thread_cond_init_mono(&s->drained);
   return s;
 }
 
@@ -213,7 +193,7 @@ static bool gen_wait_drained(struct provider_slot *s, struct generation *gen,
       pthread_cond_wait(&s->drained, &s->lock);
       continue;
     }
-    struct timespec ts = reg_abs_time(deadline_ms);
+    struct timespec ts = thread_deadline_at(deadline_ms);
     int rc = pthread_cond_timedwait(&s->drained, &s->lock, &ts);
     if (rc == ETIMEDOUT && atomic_load(&gen->refs) > 0) {
       drained = false;
@@ -374,7 +354,7 @@ static int item_transfer(struct registry *reg, struct swap_item *it,
   pthread_mutex_unlock(&it->slot->lock);
   it->paused = true;
   if (!gen_wait_drained(it->slot, old,
-                       reg_now_ms() + (int64_t)reg->drain_timeout_ms)) {
+                       call_now_ms() + (int64_t)reg->drain_timeout_ms)) {
     reg_err(err, errlen, "provider %s: generation %llu did not drain within "
             "%u ms before the state transfer; swap aborted, it keeps "
             "serving", it->name, (unsigned long long)old->number,
@@ -503,7 +483,7 @@ static int plan_publish(struct registry *reg, struct swap_item *items,
 static void plan_retire(struct registry *reg, struct swap_item *items,
                         size_t n)
 {
-  int64_t deadline = reg_now_ms() + (int64_t)reg->drain_timeout_ms;
+  int64_t deadline = call_now_ms() + (int64_t)reg->drain_timeout_ms;
 
   for (size_t i = 0; i < n; i++) {
     struct generation *old = items[i].old;

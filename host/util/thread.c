@@ -30,18 +30,22 @@ uint64_t thread_cpu_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void thread_cond_init_mono(pthread_cond_t *cv)
+int thread_cond_init_mono(pthread_cond_t *cv)
 {
   pthread_condattr_t ca;
+  int rc;
 
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(cv, &ca);
+  if (pthread_condattr_init(&ca) != 0)
+    return -1;
+  rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+               pthread_cond_init(cv, &ca) == 0
+           ? 0
+           : -1;
   pthread_condattr_destroy(&ca);
+  return rc;
 }
 
-void thread_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
-                         uint32_t ms)
+struct timespec thread_deadline_in(uint32_t ms)
 {
   struct timespec ts;
 
@@ -52,5 +56,22 @@ void thread_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
     ts.tv_sec++;
     ts.tv_nsec -= 1000000000L;
   }
+  return ts;
+}
+
+struct timespec thread_deadline_at(int64_t mono_ms)
+{
+  struct timespec ts;
+
+  ts.tv_sec = (time_t)(mono_ms / 1000);
+  ts.tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+  return ts;
+}
+
+void thread_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
+                         uint32_t ms)
+{
+  struct timespec ts = thread_deadline_in(ms);
+
   pthread_cond_timedwait(cv, mu, &ts);
 }

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 /* At most 15 characters are kept (the kernel's limit); failure is ignored. */
 void thread_name(const char *name);
@@ -16,8 +17,13 @@ void thread_name(const char *name);
 uint64_t thread_cpu_ns(void);
 
 /* A condition variable whose timed waits use CLOCK_MONOTONIC, so that a
- * wall-clock step neither stretches nor cuts a wait. */
-void thread_cond_init_mono(pthread_cond_t *cv);
+ * wall-clock step neither stretches nor cuts a wait. 0, or -1 when it
+ * cannot be made. */
+int thread_cond_init_mono(pthread_cond_t *cv);
+/* CLOCK_MONOTONIC deadlines for pthread_cond_timedwait on such a variable:
+ * ms from now, or at mono_ms (milliseconds of CLOCK_MONOTONIC). */
+struct timespec thread_deadline_in(uint32_t ms);
+struct timespec thread_deadline_at(int64_t mono_ms);
 /* Wait on cv (initialised by thread_cond_init_mono, mu held) for at most
  * ms milliseconds. */
 void thread_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu,
