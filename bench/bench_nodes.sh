@@ -24,25 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-/usr/bin/python3 "$src/tests/doubles/kube_apiserver.py" --port 0 \
-  --kubeconfig-out "$T/kubeconfig" --request-log "$T/requests.jsonl" \
-  > "$T/double.out" 2> "$T/double.err" &
-dpid=$!
-bl_wait_for "$T/double.out" '^PORT ' 120 || exit 1
-dport=$(sed -n 's/^PORT //p' "$T/double.out")
-api="http://127.0.0.1:$dport"
+bl_start_double "$T" || exit 1
 mport=$(bl_free_port)
-
-mkdir -m 700 "$T/state"
-cat > "$T/host.cfg" <<CFG
-state_dir = "$T/state";
-kubeconfig = "$T/kubeconfig";
-listen = "127.0.0.1:$mport";
+{
+  bl_host_cfg_common "$T" "$mport"
+  cat <<CFG
 controllers = ["node"];
 node_workers = $workers;
-kube_api_qps = ${KUBE_QPS:-20};
-kube_api_burst = $(( ${KUBE_QPS:-20} * 3 / 2 > 30 ? ${KUBE_QPS:-20} * 3 / 2 : 30 ));
-leader_election = { enabled = false; };
 providers = ( { name = "lab"; module = "$build/modules/ccm-lab.so";
   config = { state_file = "$T/state/lab.json"; ipv4_pools = ["192.0.2.0/24"];
     zone = "lab-a"; region = "lab"; instance_type = "lab-node";
@@ -52,11 +40,10 @@ providers = ( { name = "lab"; module = "$build/modules/ccm-lab.so";
       { match = "*[2468]"; zone = "lab-c"; }
     ); }; } );
 CFG
+} > "$T/host.cfg"
 
 start=$(bl_now)
-"$build/ccm-host" --config "$T/host.cfg" > "$T/host.log" 2>&1 &
-hpid=$!
-bl_wait_for "$T/host.log" 'informers synced' 120 || exit 1
+bl_start_host "$T" 120 || exit 1
 synced=$(bl_now)
 hcpu0=$(bl_cpu_s "$hpid")
 dcpu0=$(bl_cpu_s "$dpid")

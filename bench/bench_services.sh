@@ -27,35 +27,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-/usr/bin/python3 "$src/tests/doubles/kube_apiserver.py" --port 0 \
-  --kubeconfig-out "$T/kubeconfig" --seed-nodes "$nodes" \
-  --seed-services "$services" --request-log "$T/requests.jsonl" \
-  > "$T/double.out" 2> "$T/double.err" &
-dpid=$!
-bl_wait_for "$T/double.out" '^PORT ' 120 || exit 1
-dport=$(sed -n 's/^PORT //p' "$T/double.out")
-api="http://127.0.0.1:$dport"
+bl_start_double "$T" --seed-nodes "$nodes" --seed-services "$services" ||
+  exit 1
 mport=$(bl_free_port)
-
-mkdir -m 700 "$T/state"
-cat > "$T/host.cfg" <<CFG
-state_dir = "$T/state";
-kubeconfig = "$T/kubeconfig";
-listen = "127.0.0.1:$mport";
+{
+  bl_host_cfg_common "$T" "$mport"
+  cat <<CFG
 controllers = ["service"];
 service_workers = $workers;
-kube_api_qps = ${KUBE_QPS:-20};
-kube_api_burst = $(( ${KUBE_QPS:-20} * 3 / 2 > 30 ? ${KUBE_QPS:-20} * 3 / 2 : 30 ));
-leader_election = { enabled = false; };
 providers = ( { name = "fake"; module = "$build/modules/ccm-fake.so";
   config = { latency_ms = { all = $latency; }; }; } );
 CFG
+} > "$T/host.cfg"
 
 dcpu0=$(bl_cpu_s "$dpid")
 start=$(bl_now)
-"$build/ccm-host" --config "$T/host.cfg" > "$T/host.log" 2>&1 &
-hpid=$!
-bl_wait_for "$T/host.log" 'informers synced' 600 || exit 1
+bl_start_host "$T" 600 || exit 1
 synced=$(bl_now)
 hcpu_sync=$(bl_cpu_s "$hpid")
 bl_thread_ticks "$hpid" > "$T/threads0"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# lib_bench.sh: shell helpers shared by bench/bench_services.sh and
-# bench/bench_nodes.sh (sourced, never run: `make bench` runs bench_*.sh).
+# lib_bench.sh: shell helpers shared by the bench/bench_*.sh scripts
+# (sourced, never run: `make bench` runs bench_*.sh).
 # It owns process CPU/RSS readings, metric scraping and waiting; it asserts
 # nothing and starts no process of its own that outlives a call.
 
@@ -105,4 +105,43 @@ bl_thread_table() {
     FNR == NR { b[$1] = $2; next }
     { d = ($2 - b[$1]) / hz; if (d > 0) printf "%s %.2f %.1f\n", $1, d, d * 1e6 / n }
   ' "$1" "$2" | sort -k2 -rn
+}
+
+# Start the Kubernetes API double in DIR with extra ARGS (seeds); sets
+# dpid (for bl_stop) and api (its base URL). $src is the source tree.
+bl_start_double() {
+  bl_dir=$1
+  shift
+  /usr/bin/python3 "$src/tests/doubles/kube_apiserver.py" --port 0 \
+    --kubeconfig-out "$bl_dir/kubeconfig" \
+    --request-log "$bl_dir/requests.jsonl" "$@" \
+    > "$bl_dir/double.out" 2> "$bl_dir/double.err" &
+  dpid=$!
+  bl_wait_for "$bl_dir/double.out" '^PORT ' 120 || return 1
+  api="http://127.0.0.1:$(sed -n 's/^PORT //p' "$bl_dir/double.out")"
+}
+
+# The host.cfg lines the benches share, for DIR (made by bl_start_double)
+# and metrics PORT: a private state dir, the double's kubeconfig, the
+# client rate from KUBE_QPS (default 20, upstream's; burst 1.5x, >= 30),
+# and no leader election.
+bl_host_cfg_common() {
+  mkdir -m 700 "$1/state"
+  bl_qps=${KUBE_QPS:-20}
+  cat <<CFG
+state_dir = "$1/state";
+kubeconfig = "$1/kubeconfig";
+listen = "127.0.0.1:$2";
+kube_api_qps = $bl_qps;
+kube_api_burst = $(( bl_qps * 3 / 2 > 30 ? bl_qps * 3 / 2 : 30 ));
+leader_election = { enabled = false; };
+CFG
+}
+
+# Start ccm-host with DIR/host.cfg and wait up to SECONDS for its
+# informers; sets hpid.
+bl_start_host() {
+  "$build/ccm-host" --config "$1/host.cfg" > "$1/host.log" 2>&1 &
+  hpid=$!
+  bl_wait_for "$1/host.log" 'informers synced' "$2"
 }
