@@ -53,6 +53,7 @@ struct host_config {
   uint32_t controllers;      /* CCM_CTRL_* */
   uint32_t service_workers, node_workers;
   uint32_t service_node_sync_period_s;  /* service LB host-set resync */
+  bool service_status_writer;           /* ensure tails on their thread */
   uint32_t node_status_update_period_s; /* node address refresh */
   uint32_t node_monitor_period_s;       /* node lifecycle loop */
   const char *cluster_cidr;             /* route controller; NULL = none */

@@ -285,6 +285,13 @@ static const struct schema_key schema[] = {
    .help = "How often the service controller re-checks every load "
            "balancer's backend node set even without a Node change "
            "(upstream nodeSyncPeriod, 100 s)."},
+  {.path = "service_status_writer", .kind = SK_BOOL, .def = "true",
+   .dest = SD_BOOL, .offset = HC(service_status_writer),
+   .help = "Hand the status patch and the input-fingerprint record that "
+           "end an ensure to the service controller's writer thread, so a "
+           "worker takes its next Service meanwhile (the writes of one "
+           "Service stay in order). false: each worker writes them itself, "
+           "as upstream. Read at start only."},
   {.path = "node_status_update_period_s", .kind = SK_INT, .def = "300",
    .min = 1, .max = 86400, .dest = SD_U32,
    .offset = HC(node_status_update_period_s),

@@ -430,6 +430,7 @@ static int svc_create(const struct ctrl_env *env, void **state, char *err,
   c->node_sync_period_ms = CCM_SVC_NODE_SYNC_PERIOD_MS;
   if (env->cfg != NULL && env->cfg->service_node_sync_period_s > 0)
     c->node_sync_period_ms = env->cfg->service_node_sync_period_s * 1000u;
+  c->tail_wanted = env->cfg == NULL || env->cfg->service_status_writer;
   pthread_mutex_init(&c->lock, NULL);
   pthread_mutex_init(&c->tail_lock, NULL);
   thread_cond_init_mono(&c->tail_wake);
@@ -468,7 +469,7 @@ static int svc_start(void *state)
   struct svc_ctrl *c = state;
   uint32_t i;
 
-  if (svc_tail_start(c) != 0)
+  if (c->tail_wanted && svc_tail_start(c) != 0)
     goto fail;
   for (i = 0; i < c->n_workers; i++) {
     if (pthread_create(&c->workers[i], NULL, svc_worker, c) != 0)
@@ -478,8 +479,9 @@ static int svc_start(void *state)
   if (pthread_create(&c->bg, NULL, svc_background, c) != 0)
     goto fail;
   c->bg_started = true;
-  log_msg(CCM_LOG_INFO, "service", "started %u workers and a status "
-          "writer (node sync every %u s)", (unsigned)c->n_workers,
+  log_msg(CCM_LOG_INFO, "service", "started %u workers%s (node sync every "
+          "%u s)", (unsigned)c->n_workers,
+          c->tail_started ? " and a status writer" : "",
           (unsigned)(c->node_sync_period_ms / 1000));
   return 0;
 fail:

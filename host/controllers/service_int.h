@@ -60,6 +60,7 @@ struct svc_ctrl {
   bool tail_stopping;
   bool tail_sleeping;          /* the writer waits without a timeout */
   bool tail_started;
+  bool tail_wanted;            /* host.cfg service_status_writer */
   pthread_t tail_thread;
   struct svc_metrics m;
 };

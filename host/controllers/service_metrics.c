@@ -178,7 +178,7 @@ void svc_metrics_write(const struct svc_metrics *m, FILE *out,
           "write, then the input fingerprint) by outcome: written by the "
           "writer thread, failed there (retried with backoff), dropped on "
           "leadership loss, or left to the worker because the writer was "
-          "behind.\n"
+          "behind or is off (service_status_writer = false).\n"
           "# TYPE ccm_service_status_writer_total counter\n"
           "ccm_service_status_writer_total{result=\"success\"} %llu\n"
           "ccm_service_status_writer_total{result=\"error\"} %llu\n"

@@ -25,10 +25,12 @@
 #define NS "default"
 #define N_SVC 5
 
-static int setup_kind(void **state, const char *kind, const char *cfg)
+static int setup_host(void **state, const char *kind, const char *cfg,
+                      const char *host_cfg)
 {
   struct e2e *e = calloc(1, sizeof(*e));
-  struct e2e_opts o = {.provider = kind, .provider_config = cfg};
+  struct e2e_opts o = {.provider = kind, .provider_config = cfg,
+                       .host_config = host_cfg};
 
   if (e == NULL)
     return -1;
@@ -44,12 +46,19 @@ static int setup_kind(void **state, const char *kind, const char *cfg)
 
 static int setup_fake(void **state)
 {
-  return setup_kind(state, "fake", "instances = [\"n1\", \"n2\"];");
+  return setup_host(state, "fake", "instances = [\"n1\", \"n2\"];", NULL);
+}
+
+/* The workers write the status and the record themselves. */
+static int setup_fake_no_writer(void **state)
+{
+  return setup_host(state, "fake", "instances = [\"n1\", \"n2\"];",
+                    "service_status_writer = false;");
 }
 
 static int setup_lab(void **state)
 {
-  return setup_kind(state, "lab", NULL);
+  return setup_host(state, "lab", NULL, NULL);
 }
 
 static int teardown(void **state)
@@ -276,6 +285,19 @@ static void test_restart_unchanged(void **state)
   assert_int_equal(e2e_call_count(e, "lb_ensure", NULL), N_SVC + 1);
 }
 
+/* The same with the status writer off: the ensures' writes are the
+ * workers' (counted as inline), the records still spare the restart. */
+static void test_restart_unchanged_no_writer(void **state)
+{
+  struct e2e *e = *state;
+
+  test_restart_unchanged(state);
+  assert_true(metric(e, "ccm_service_status_writer_total{result=\"inline\"}")
+              >= 1);
+  assert_int_equal(
+      metric(e, "ccm_service_status_writer_total{result=\"success\"}"), 0);
+}
+
 /* What differs is ensured: a Service whose record an operator removed,
  * and every Service after the backend node set changed while the
  * controller was down. */
@@ -323,6 +345,9 @@ static void test_restart_changed(void **state)
     svc_path(path, sizeof(path), name);
     assert_true(e2e_wait_object(e, path, pred_fp_changed, fps[i], WAIT_MS));
   }
+  /* Those records came from the status writer (on by default). */
+  assert_true(metric(e, "ccm_service_status_writer_total{result=\"success\"}")
+              >= 1);
   i = mutating_calls(e);
   assert_int_equal(e2e_restart(e, false), 0);
   wait_metric(e, "ccm_service_ensure_skipped_total", N_SVC);
@@ -356,6 +381,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_restart_unchanged, setup_fake,
                                     teardown),
+    cmocka_unit_test_setup_teardown(test_restart_unchanged_no_writer,
+                                    setup_fake_no_writer, teardown),
     cmocka_unit_test_setup_teardown(test_restart_changed, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_restart_reload_lab, setup_lab,
