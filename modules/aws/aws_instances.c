@@ -588,6 +588,14 @@ int aws_instance_metadata(void *instance, struct ccm_call *call,
   return rc;
 }
 
+/* Whether id is among the first n of list (a batch asks once per ID). */
+static bool id_listed(const char *const *list, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i], id) == 0)
+      return true;
+  return false;
+}
+
 int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
                                 const struct ccm_node *const *nodes,
                                 size_t n_nodes,
@@ -619,7 +627,7 @@ int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
       continue;
     if (by_name[i])
       names[n_names++] = nodes[i]->name;
-    else
+    else if (!id_listed(id_list, n_ids, ids[i]))
       id_list[n_ids++] = ids[i];
   }
   rc = aws_describe_instances(aws, call, id_list, n_ids, &l);
@@ -629,7 +637,7 @@ int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
     goto fail;
   for (size_t i = 0; i < n_nodes; i++) {
     const struct aws_instance *hit = NULL;
-    size_t matches = 0;
+    bool another = false; /* a second, different instance matches */
     if (status[i] != CCM_OK)
       continue;
     for (size_t j = 0; j < l.n; j++) {
@@ -637,16 +645,25 @@ int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
                                    strcmp(l.items[j].private_dns,
                                           nodes[i]->name) == 0
                              : strcmp(l.items[j].id, ids[i]) == 0;
-      if (same && hit == NULL)
+      if (!same)
+        continue;
+      /* The same instance may be listed twice (asked for by ID for one
+       * node and by name for another): count distinct instances. */
+      if (hit == NULL)
         hit = &l.items[j];
-      matches += same;
+      else if (strcmp(hit->id, l.items[j].id) != 0)
+        another = true;
     }
-    if (hit == NULL)
+    if (hit == NULL) {
       status[i] = CCM_ERR_NOT_FOUND;
-    else if (matches > 1 && by_name[i])
+    } else if (another && by_name[i]) {
+      aws->api->call_set_error(call, "node %s: more than one cluster "
+                               "instance has this private DNS name",
+                               nodes[i]->name);
       status[i] = CCM_ERR_INTERNAL;
-    else
+    } else {
       status[i] = fill_meta(aws, call, hit, out[i]);
+    }
   }
   goto out;
 fail:

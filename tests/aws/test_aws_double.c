@@ -259,6 +259,37 @@ static void test_instances_states_and_batch(void **state) {
   fx_finish(&f);
 }
 
+/* One instance named twice in a batch, by providerID and by private DNS
+ * name (a node re-registered under another name): both nodes get it, and
+ * a providerID listed twice is asked for once. */
+static void test_instances_batch_same_instance(void **state) {
+  struct fix f;
+  struct ccm_node by_id, by_name, again;
+  struct ccm_instance_meta m[3];
+  struct ccm_instance_meta *out[3] = {&m[0], &m[1], &m[2]};
+  const struct ccm_node *nodes[3] = {&by_id, &by_name, &again};
+  int status[3];
+  (void)state;
+
+  fx_start(&f, "");
+  fx_node_make(&by_id, "old-name", "aws:///us-east-1a/" FX_ID_A);
+  fx_node_make(&by_name, FX_NODE_A, NULL);
+  fx_node_make(&again, "older-name", "aws:///us-east-1a/" FX_ID_A);
+  memset(m, 0, sizeof(m));
+  fx_calls_clear(&f);
+  assert_int_equal(f.p->instance_metadata_batch(f.aws, &f.call, nodes, 3, out,
+                                                status),
+                   CCM_OK);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(status[i], CCM_OK);
+    assert_string_equal(m[i].provider_id, "aws:///us-east-1a/" FX_ID_A);
+  }
+  assert_true(fx_calls(&f, "DescribeInstances") <= 2);
+  for (int i = 0; i < 3; i++)
+    instance_meta_clear(&m[i]);
+  fx_finish(&f);
+}
+
 /* describe_batch_size = 1: one DescribeInstances per node, by ID and by
  * private DNS name alike (3 + 1 here; batched, 2), same answers. */
 static void test_instances_unbatched(void **state) {
@@ -611,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_assume_role),
       cmocka_unit_test(test_routes_blackhole),
       cmocka_unit_test(test_instances_states_and_batch),
+      cmocka_unit_test(test_instances_batch_same_instance),
       cmocka_unit_test(test_instances_unbatched),
       cmocka_unit_test(test_throttle_budget),
       cmocka_unit_test(test_classic_elb),
