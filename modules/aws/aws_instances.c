@@ -596,31 +596,23 @@ static bool id_listed(const char *const *list, size_t n, const char *id) {
   return false;
 }
 
-int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
-                                const struct ccm_node *const *nodes,
-                                size_t n_nodes,
-                                struct ccm_instance_meta *const *out,
-                                int *status) {
-  struct aws *aws = instance;
+/* The instances of nodes into out: each node's key into ids[i] and
+ * by_name[i] (status[i]: how that went; a node without an EC2 key is left
+ * out), then one describe by ID (each ID once) and one by private DNS name
+ * (cluster members only). */
+static int describe_nodes(struct aws *aws, struct ccm_call *call,
+                          const struct ccm_node *const *nodes, size_t n,
+                          char (*ids)[64], bool *by_name, int *status,
+                          struct aws_instances *out) {
   const struct ccm_host_api *api = aws->api;
-  struct aws_instances l = {0};
-  char (*ids)[64] = NULL;
-  const char **id_list = NULL, **names = NULL;
-  bool *by_name = NULL;
+  const char **id_list = api->calloc(n, sizeof(*id_list));
+  const char **names = api->calloc(n, sizeof(*names));
   size_t n_ids = 0, n_names = 0;
-  int rc = CCM_OK;
+  int rc = CCM_ERR_INTERNAL;
 
-  if (n_nodes == 0)
-    return CCM_OK;
-  ids = api->calloc(n_nodes, sizeof(*ids));
-  id_list = api->calloc(n_nodes, sizeof(*id_list));
-  names = api->calloc(n_nodes, sizeof(*names));
-  by_name = api->calloc(n_nodes, sizeof(*by_name));
-  if (ids == NULL || id_list == NULL || names == NULL || by_name == NULL) {
-    rc = CCM_ERR_INTERNAL;
-    goto fail;
-  }
-  for (size_t i = 0; i < n_nodes; i++) {
+  if (id_list == NULL || names == NULL)
+    goto out;
+  for (size_t i = 0; i < n; i++) {
     status[i] = node_key(aws, call, nodes[i], ids[i], sizeof(ids[i]),
                          &by_name[i]);
     if (status[i] != CCM_OK)
@@ -630,9 +622,36 @@ int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
     else if (!id_listed(id_list, n_ids, ids[i]))
       id_list[n_ids++] = ids[i];
   }
-  rc = aws_describe_instances(aws, call, id_list, n_ids, &l);
+  rc = aws_describe_instances(aws, call, id_list, n_ids, out);
   if (rc == CCM_OK && n_names > 0)
-    rc = describe_by_names(aws, call, names, n_names, &l);
+    rc = describe_by_names(aws, call, names, n_names, out);
+out:
+  api->free(id_list);
+  api->free(names);
+  return rc;
+}
+
+int aws_instance_metadata_batch(void *instance, struct ccm_call *call,
+                                const struct ccm_node *const *nodes,
+                                size_t n_nodes,
+                                struct ccm_instance_meta *const *out,
+                                int *status) {
+  struct aws *aws = instance;
+  const struct ccm_host_api *api = aws->api;
+  struct aws_instances l = {0};
+  char (*ids)[64] = NULL;
+  bool *by_name = NULL;
+  int rc = CCM_OK;
+
+  if (n_nodes == 0)
+    return CCM_OK;
+  ids = api->calloc(n_nodes, sizeof(*ids));
+  by_name = api->calloc(n_nodes, sizeof(*by_name));
+  if (ids == NULL || by_name == NULL) {
+    rc = CCM_ERR_INTERNAL;
+    goto fail;
+  }
+  rc = describe_nodes(aws, call, nodes, n_nodes, ids, by_name, status, &l);
   if (rc != CCM_OK)
     goto fail;
   for (size_t i = 0; i < n_nodes; i++) {
@@ -672,8 +691,6 @@ fail:
 out:
   aws_instances_clear(api, &l);
   api->free(ids);
-  api->free(id_list);
-  api->free(names);
   api->free(by_name);
   return rc;
 }
@@ -682,36 +699,22 @@ int aws_nodes_instances(struct aws *aws, struct ccm_call *call,
                         const struct ccm_node *const *nodes, size_t n_nodes,
                         struct aws_instances *out) {
   const struct ccm_host_api *api = aws->api;
-  char (*ids)[64] = NULL;
-  const char **id_list = NULL, **names = NULL;
-  size_t n_ids = 0, n_names = 0;
-  int rc = CCM_OK;
+  char (*ids)[64];
+  bool *by_name;
+  int *status, rc = CCM_ERR_INTERNAL;
 
   if (n_nodes == 0)
     return CCM_OK;
   ids = api->calloc(n_nodes, sizeof(*ids));
-  id_list = api->calloc(n_nodes, sizeof(*id_list));
-  names = api->calloc(n_nodes, sizeof(*names));
-  if (ids == NULL || id_list == NULL || names == NULL) {
-    rc = CCM_ERR_INTERNAL;
-    goto out;
-  }
-  for (size_t i = 0; i < n_nodes; i++) {
-    bool by_name = false;
-    if (node_key(aws, call, nodes[i], ids[i], sizeof(ids[i]), &by_name) !=
-        CCM_OK)
-      continue; /* not an EC2 instance (Fargate, foreign providerID) */
-    if (by_name)
-      names[n_names++] = nodes[i]->name;
-    else
-      id_list[n_ids++] = ids[i];
-  }
-  rc = aws_describe_instances(aws, call, id_list, n_ids, out);
-  if (rc == CCM_OK && n_names > 0)
-    rc = describe_by_names(aws, call, names, n_names, out);
-out:
+  by_name = api->calloc(n_nodes, sizeof(*by_name));
+  status = api->calloc(n_nodes, sizeof(*status));
+  /* A node that is not an EC2 instance (Fargate, a foreign providerID)
+   * is left out. */
+  if (ids != NULL && by_name != NULL && status != NULL)
+    rc = describe_nodes(aws, call, nodes, n_nodes, ids, by_name, status,
+                        out);
   api->free(ids);
-  api->free(id_list);
-  api->free(names);
+  api->free(by_name);
+  api->free(status);
   return rc;
 }
