@@ -132,20 +132,24 @@ static int elb_call(struct aws *aws, struct ccm_call *call, const char *action,
   return aws_lb_call(aws, call, AWS_SVC_ELB, action, p, doc, err);
 }
 
+static int elb_call1(struct aws *aws, struct ccm_call *call, const char *action,
+                     const char *key, const char *value, xmlDoc **doc,
+                     struct aws_error *err) {
+  return aws_lb_call1(aws, call, AWS_SVC_ELB, action, key, value, doc, err);
+}
+
 /* DescribeLoadBalancers for name; e->found false when absent. */
 static int elb_describe(struct aws *aws, struct ccm_call *call,
                         const char *name, struct elb *e) {
   const struct ccm_host_api *api = aws->api;
-  struct aws_params p;
   struct aws_error err;
   xmlDoc *doc = NULL;
   xmlNode *d, *ls;
   int rc;
 
   memset(e, 0, sizeof(*e));
-  aws_params_init(&p, api);
-  aws_params_add(&p, "LoadBalancerNames.member.1", name);
-  rc = elb_call(aws, call, "DescribeLoadBalancers", &p, &doc, &err);
+  rc = elb_call1(aws, call, "DescribeLoadBalancers",
+                 "LoadBalancerNames.member.1", name, &doc, &err);
   if (rc == CCM_ERR_NOT_FOUND)
     return CCM_OK;
   if (rc != CCM_OK)
@@ -215,16 +219,14 @@ static int elb_owned(struct aws *aws, struct ccm_call *call, const char *name,
                      const char *cluster, bool *owned, struct aws_kv **keep,
                      size_t *n_keep) {
   const struct ccm_host_api *api = aws->api;
-  struct aws_params p;
   struct aws_kv *tags = NULL;
   size_t n = 0;
   xmlDoc *doc = NULL;
   int rc;
 
   *owned = false;
-  aws_params_init(&p, api);
-  aws_params_add(&p, "LoadBalancerNames.member.1", name);
-  rc = elb_call(aws, call, "DescribeTags", &p, &doc, NULL);
+  rc = elb_call1(aws, call, "DescribeTags",
+                 "LoadBalancerNames.member.1", name, &doc, NULL);
   if (rc != CCM_OK)
     return rc;
   rc = aws_tags_parse(api,
@@ -730,9 +732,8 @@ static int sync_attributes(struct aws *aws, struct ccm_call *call,
   bool drift = false;
   int rc;
 
-  aws_params_init(&p, api);
-  aws_params_add(&p, "LoadBalancerName", name);
-  rc = elb_call(aws, call, "DescribeLoadBalancerAttributes", &p, &doc, NULL);
+  rc = elb_call1(aws, call, "DescribeLoadBalancerAttributes",
+                 "LoadBalancerName", name, &doc, NULL);
   if (rc != CCM_OK)
     return rc;
   a = aws_xml_path(xmlDocGetRootElement(doc),
@@ -1291,9 +1292,8 @@ static int elb_delete(struct aws *aws, struct ccm_call *call,
     if (rc != CCM_OK)
       goto out;
   }
-  aws_params_init(&p, api);
-  aws_params_add(&p, "LoadBalancerName", svc->lb_name);
-  rc = elb_call(aws, call, "DeleteLoadBalancer", &p, NULL, NULL);
+  rc = elb_call1(aws, call, "DeleteLoadBalancer",
+                 "LoadBalancerName", svc->lb_name, NULL, NULL);
   if (rc == CCM_ERR_NOT_FOUND)
     rc = CCM_OK;
   for (size_t i = 0; rc == CCM_OK && i < owned_sgs.n; i++)

@@ -20,6 +20,16 @@ int aws_lb_call(struct aws *aws, struct ccm_call *call, enum aws_service svc,
   return rc;
 }
 
+int aws_lb_call1(struct aws *aws, struct ccm_call *call, enum aws_service svc,
+                 const char *action, const char *key, const char *value,
+                 xmlDoc **doc, struct aws_error *err) {
+  struct aws_params p;
+
+  aws_params_init(&p, aws->api);
+  aws_params_add(&p, key, value);
+  return aws_lb_call(aws, call, svc, action, &p, doc, err);
+}
+
 int aws_lb_validate(struct aws *aws, struct ccm_call *call,
                     const struct ccm_service *svc, size_t max_ports,
                     const char *kind) {

@@ -19,6 +19,11 @@ int aws_lb_call(struct aws *aws, struct ccm_call *call, enum aws_service svc,
                 const char *action, struct aws_params *p, xmlDoc **doc,
                 struct aws_error *err);
 
+/* aws_lb_call with the one parameter key=value. */
+int aws_lb_call1(struct aws *aws, struct ccm_call *call, enum aws_service svc,
+                 const char *action, const char *key, const char *value,
+                 xmlDoc **doc, struct aws_error *err);
+
 /* The checks every AWS load balancer makes before any call: no ClientIP
  * affinity, no loadBalancerIP, 1 to max_ports ports. kind names the load
  * balancer in the port error ("a load balancer", "an NLB"). CCM_OK or

@@ -88,6 +88,12 @@ static int v2_call(struct aws *aws, struct ccm_call *call, const char *action,
   return aws_lb_call(aws, call, AWS_SVC_ELBV2, action, p, doc, err);
 }
 
+static int v2_call1(struct aws *aws, struct ccm_call *call, const char *action,
+                    const char *key, const char *value, xmlDoc **doc,
+                    struct aws_error *err) {
+  return aws_lb_call1(aws, call, AWS_SVC_ELBV2, action, key, value, doc, err);
+}
+
 static void lb_read(const xmlNode *m, struct nlb_lb *lb) {
   lb->found = true;
   aws_xml_path_text(m, "LoadBalancerArn", lb->arn, sizeof(lb->arn));
@@ -210,16 +216,14 @@ static int state_describe(struct aws *aws, struct ccm_call *call,
                           const char *lb_arn, const char *cluster,
                           bool listeners, struct nlb_state *s) {
   const struct ccm_host_api *api = aws->api;
-  struct aws_params p;
   xmlDoc *doc = NULL;
   xmlNode *set;
   int rc;
 
   memset(s, 0, sizeof(*s));
   if (listeners) {
-    aws_params_init(&p, api);
-    aws_params_add(&p, "LoadBalancerArn", lb_arn);
-    rc = v2_call(aws, call, "DescribeListeners", &p, &doc, NULL);
+    rc = v2_call1(aws, call, "DescribeListeners",
+                  "LoadBalancerArn", lb_arn, &doc, NULL);
     if (rc != CCM_OK)
       return rc;
     set = aws_xml_path(xmlDocGetRootElement(doc),
@@ -247,9 +251,8 @@ static int state_describe(struct aws *aws, struct ccm_call *call,
     xmlFreeDoc(doc);
     doc = NULL;
   }
-  aws_params_init(&p, api);
-  aws_params_add(&p, "LoadBalancerArn", lb_arn);
-  rc = v2_call(aws, call, "DescribeTargetGroups", &p, &doc, NULL);
+  rc = v2_call1(aws, call, "DescribeTargetGroups",
+                "LoadBalancerArn", lb_arn, &doc, NULL);
   if (rc != CCM_OK)
     return rc;
   set = aws_xml_path(xmlDocGetRootElement(doc),
@@ -447,15 +450,13 @@ static int targets_sync(struct aws *aws, struct ccm_call *call,
   char **have = NULL, **add = NULL;
   int *have_port = NULL;
   size_t n_have = 0, n_add = 0, cap = 0;
-  struct aws_params p;
   xmlDoc *doc = NULL;
   xmlNode *set = NULL;
   int rc = CCM_OK;
 
   if (!fresh) {
-    aws_params_init(&p, api);
-    aws_params_add(&p, "TargetGroupArn", tg_arn);
-    rc = v2_call(aws, call, "DescribeTargetHealth", &p, &doc, NULL);
+    rc = v2_call1(aws, call, "DescribeTargetHealth",
+                  "TargetGroupArn", tg_arn, &doc, NULL);
     if (rc != CCM_OK)
       return rc;
     set = aws_xml_path(xmlDocGetRootElement(doc),
@@ -854,9 +855,8 @@ static int reconcile(struct aws *aws, struct ccm_call *call,
         l->keep = true;
     if (l->keep)
       continue;
-    aws_params_init(&p, api);
-    aws_params_add(&p, "ListenerArn", l->arn);
-    rc = v2_call(aws, call, "DeleteListener", &p, NULL, NULL);
+    rc = v2_call1(aws, call, "DeleteListener",
+                  "ListenerArn", l->arn, NULL, NULL);
     if (rc == CCM_ERR_NOT_FOUND)
       rc = CCM_OK;
     t = state_tg(s, l->tg);
@@ -1341,7 +1341,6 @@ static int sweep_orphans(struct aws *aws, struct ccm_call *call,
     return CCM_OK;
   }
   for (size_t i = 0; rc == CCM_OK && i < svc->n_ports; i++) {
-    struct aws_params p;
     xmlDoc *doc = NULL;
     xmlNode *m;
     const char *arn;
@@ -1352,9 +1351,8 @@ static int sweep_orphans(struct aws *aws, struct ccm_call *call,
         seen = true;
     if (seen)
       continue;
-    aws_params_init(&p, api);
-    aws_params_add(&p, "Names.member.1", want[i].tg.name);
-    rc = v2_call(aws, call, "DescribeTargetGroups", &p, &doc, NULL);
+    rc = v2_call1(aws, call, "DescribeTargetGroups",
+                  "Names.member.1", want[i].tg.name, &doc, NULL);
     if (rc == CCM_ERR_NOT_FOUND) {
       rc = CCM_OK;
       continue;
@@ -1382,7 +1380,6 @@ int aws_nlb_delete(struct aws *aws, struct ccm_call *call,
   const struct ccm_host_api *api = aws->api;
   const char *cluster = aws_cluster(aws, svc->cluster_name);
   struct nlb_state s = {0};
-  struct aws_params p;
   struct nlb_lb lb;
   const char *arn;
   bool owned = false;
@@ -1408,9 +1405,8 @@ int aws_nlb_delete(struct aws *aws, struct ccm_call *call,
   }
   rc = state_describe(aws, call, lb.arn, cluster, false, &s);
   if (rc == CCM_OK) {
-    aws_params_init(&p, api);
-    aws_params_add(&p, "LoadBalancerArn", lb.arn);
-    rc = v2_call(aws, call, "DeleteLoadBalancer", &p, NULL, NULL);
+    rc = v2_call1(aws, call, "DeleteLoadBalancer",
+                  "LoadBalancerArn", lb.arn, NULL, NULL);
     if (rc == CCM_ERR_NOT_FOUND)
       rc = CCM_OK;
   }
