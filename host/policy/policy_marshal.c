@@ -81,11 +81,10 @@ static int policy_ro_pairs(lua_State *L)
   return 3;
 }
 
-void policy_ro_init(lua_State *L)
+/* What every read-only metatable (at the top) has besides __index:
+ * writes refused, length and pairs of the real table, and hidden. */
+static void policy_ro_mt_fill(lua_State *L)
 {
-  lua_createtable(L, 0, 5);
-  lua_pushcfunction(L, policy_ro_index);
-  lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, policy_ro_newindex);
   lua_setfield(L, -2, "__newindex");
   lua_pushcfunction(L, policy_ro_len);
@@ -94,6 +93,14 @@ void policy_ro_init(lua_State *L)
   lua_setfield(L, -2, "__pairs");
   lua_pushboolean(L, 0);
   lua_setfield(L, -2, "__metatable");
+}
+
+void policy_ro_init(lua_State *L)
+{
+  lua_createtable(L, 0, 5);
+  lua_pushcfunction(L, policy_ro_index);
+  lua_setfield(L, -2, "__index");
+  policy_ro_mt_fill(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &policy_ro_mt_key);
   lua_newtable(L);
   policy_ro_wrap(L);
@@ -128,14 +135,7 @@ void policy_ro_wrap_fast(lua_State *L)
   lua_createtable(L, 0, 5);
   lua_pushvalue(L, -3);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, policy_ro_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, policy_ro_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushcfunction(L, policy_ro_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
+  policy_ro_mt_fill(L);
   lua_setmetatable(L, -2);
   lua_replace(L, -2);
 }
