@@ -269,37 +269,32 @@ static void main_metrics_policy(FILE *out, void *pe)
   struct policy_stats ps;
 
   policy_engine_stats(pe, &ps);
-  metrics_write_header(out, "ccm_policy_generation", "gauge",
-                       "Policy set in force (1 = the first loaded).");
-  fprintf(out, "ccm_policy_generation %llu\n",
-          (unsigned long long)ps.generation);
-  metrics_write_header(out, "ccm_policy_calls_total", "counter",
-                       "Policy hook calls that ran Lua.");
-  fprintf(out, "ccm_policy_calls_total %llu\n",
-          (unsigned long long)ps.calls);
-  metrics_write_header(out, "ccm_policy_errors_total", "counter",
-                       "Policy hook calls that failed: runtime error, "
-                       "budget or memory kill, or a result that failed "
-                       "validation.");
-  fprintf(out, "ccm_policy_errors_total %llu\n",
-          (unsigned long long)ps.errors);
-  metrics_write_header(out, "ccm_policy_rejections_total", "counter",
-                       "Services a policy rejected (nil, \"reason\").");
-  fprintf(out, "ccm_policy_rejections_total %llu\n",
-          (unsigned long long)ps.rejections);
+  metrics_write_gauge(out, "ccm_policy_generation",
+                      "Policy set in force (1 = the first loaded).",
+                      ps.generation);
+  metrics_write_counter(out, "ccm_policy_calls_total",
+                        "Policy hook calls that ran Lua.",
+                        ps.calls);
+  metrics_write_counter(out, "ccm_policy_errors_total",
+                        "Policy hook calls that failed: runtime error, "
+                        "budget or memory kill, or a result that failed "
+                        "validation.",
+                        ps.errors);
+  metrics_write_counter(out, "ccm_policy_rejections_total",
+                        "Services a policy rejected (nil, \"reason\").",
+                        ps.rejections);
   metrics_write_header(out, "ccm_policy_reloads_total", "counter",
                        "Policy reloads by result.");
   fprintf(out, "ccm_policy_reloads_total{result=\"success\"} %llu\n"
           "ccm_policy_reloads_total{result=\"failure\"} %llu\n",
           (unsigned long long)ps.reloads,
           (unsigned long long)ps.reload_failures);
-  metrics_write_header(out, "ccm_policy_states", "gauge",
-                       "Live Lua states (one per thread that ran a hook).");
-  fprintf(out, "ccm_policy_states %llu\n", (unsigned long long)ps.states);
-  metrics_write_header(out, "ccm_policy_state_bytes", "gauge",
-                       "Bytes held by all live Lua states.");
-  fprintf(out, "ccm_policy_state_bytes %llu\n",
-          (unsigned long long)ps.state_bytes);
+  metrics_write_gauge(out, "ccm_policy_states",
+                      "Live Lua states (one per thread that ran a hook).",
+                      ps.states);
+  metrics_write_gauge(out, "ccm_policy_state_bytes",
+                      "Bytes held by all live Lua states.",
+                      ps.state_bytes);
 }
 
 static void main_metrics_http(FILE *out, void *ud)

@@ -20,6 +20,7 @@
 #include "controllers/node_internal.h"
 #include "kube/informer.h"
 #include "kube/store.h"
+#include "server/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/thread.h"
@@ -394,57 +395,57 @@ static void node_metrics(void *state, FILE *out)
                    "node_controller_initial_node_sync_delay_seconds",
                    "Number of seconds after node creation when NodeController "
                    "finished the initial synchronization of a single node.");
-  node_counter_write(out, "ccm_node_controller_initialized_total",
-                     "Nodes initialised (uninitialized taint removed).",
-                     atomic_load(&c->initialized));
-  node_counter_write(out, "ccm_node_controller_already_initialized_total",
-                     "Syncs that found the taint already gone on the fresh "
-                     "copy (an earlier pass's watch event still in flight) "
-                     "and wrote nothing.", atomic_load(&c->init_already));
-  node_counter_write(out, "ccm_node_controller_errors_total",
-                     "Node syncs that failed and were requeued.",
-                     atomic_load(&c->init_errors));
-  node_counter_write(out, "ccm_node_controller_metadata_errors_total",
-                     "Nodes whose instance metadata the provider did not "
-                     "return.", atomic_load(&c->meta_errors));
-  node_counter_write(out, "ccm_node_controller_api_errors_total",
-                     "Kubernetes writes of the node controller that failed.",
-                     atomic_load(&c->api_errors));
-  node_counter_write(out, "ccm_node_controller_metadata_batch_calls_total",
-                     "Batched instance metadata calls.",
-                     atomic_load(&c->batch_calls));
-  node_counter_write(out, "ccm_node_controller_metadata_batch_nodes_total",
-                     "Nodes asked for in batched instance metadata calls.",
-                     atomic_load(&c->batch_nodes));
-  node_counter_write(out, "ccm_node_controller_address_updates_total",
-                     "Node status address patches.",
-                     atomic_load(&c->address_patches));
-  node_counter_write(out, "ccm_node_controller_address_errors_total",
-                     "Address updates skipped or failed.",
-                     atomic_load(&c->address_errors));
-  node_counter_write(out, "ccm_node_controller_label_reconciles_total",
-                     "GA labels copied from their beta labels.",
-                     atomic_load(&c->label_patches));
-  node_counter_write(out, "ccm_node_controller_extra_labels_dropped_total",
-                     "Provider extra labels dropped by the kubernetes.io / "
-                     "k8s.io filter.", atomic_load(&c->labels_dropped));
-  node_counter_write(out, "ccm_node_controller_status_passes_total",
-                     "Address refresh passes over every initialised node.",
-                     atomic_load(&c->status_passes));
+  metrics_write_counter(out, "ccm_node_controller_initialized_total",
+                        "Nodes initialised (uninitialized taint removed).",
+                        atomic_load(&c->initialized));
+  metrics_write_counter(out, "ccm_node_controller_already_initialized_total",
+                        "Syncs that found the taint already gone on the fresh "
+                        "copy (an earlier pass's watch event still in flight) "
+                        "and wrote nothing.", atomic_load(&c->init_already));
+  metrics_write_counter(out, "ccm_node_controller_errors_total",
+                        "Node syncs that failed and were requeued.",
+                        atomic_load(&c->init_errors));
+  metrics_write_counter(out, "ccm_node_controller_metadata_errors_total",
+                        "Nodes whose instance metadata the provider did not "
+                        "return.", atomic_load(&c->meta_errors));
+  metrics_write_counter(out, "ccm_node_controller_api_errors_total",
+                        "Kubernetes writes of the node controller that failed.",
+                        atomic_load(&c->api_errors));
+  metrics_write_counter(out, "ccm_node_controller_metadata_batch_calls_total",
+                        "Batched instance metadata calls.",
+                        atomic_load(&c->batch_calls));
+  metrics_write_counter(out, "ccm_node_controller_metadata_batch_nodes_total",
+                        "Nodes asked for in batched instance metadata calls.",
+                        atomic_load(&c->batch_nodes));
+  metrics_write_counter(out, "ccm_node_controller_address_updates_total",
+                        "Node status address patches.",
+                        atomic_load(&c->address_patches));
+  metrics_write_counter(out, "ccm_node_controller_address_errors_total",
+                        "Address updates skipped or failed.",
+                        atomic_load(&c->address_errors));
+  metrics_write_counter(out, "ccm_node_controller_label_reconciles_total",
+                        "GA labels copied from their beta labels.",
+                        atomic_load(&c->label_patches));
+  metrics_write_counter(out, "ccm_node_controller_extra_labels_dropped_total",
+                        "Provider extra labels dropped by the kubernetes.io / "
+                        "k8s.io filter.", atomic_load(&c->labels_dropped));
+  metrics_write_counter(out, "ccm_node_controller_status_passes_total",
+                        "Address refresh passes over every initialised node.",
+                        atomic_load(&c->status_passes));
   wq_get_stats(c->q, &qs);
-  node_gauge_write(out, "ccm_node_controller_queue_depth",
-                   "Node keys waiting in the Nodes queue.",
-                   (uint64_t)(qs.depth + qs.delayed));
+  metrics_write_gauge(out, "ccm_node_controller_queue_depth",
+                      "Node keys waiting in the Nodes queue.",
+                      (uint64_t)(qs.depth + qs.delayed));
   pthread_mutex_lock(&c->lock);
   size_t held = c->held_len;
   pthread_mutex_unlock(&c->lock);
-  node_gauge_write(out, "ccm_node_controller_queue_held",
-                   "Node keys taken from the queue, waiting for a batch.",
-                   (uint64_t)held);
-  node_counter_write(out, "ccm_node_controller_queue_adds_total",
-                     "Keys queued.", qs.adds);
-  node_counter_write(out, "ccm_node_controller_queue_retries_total",
-                     "Keys requeued with backoff.", qs.retries);
+  metrics_write_gauge(out, "ccm_node_controller_queue_held",
+                      "Node keys taken from the queue, waiting for a batch.",
+                      (uint64_t)held);
+  metrics_write_counter(out, "ccm_node_controller_queue_adds_total",
+                        "Keys queued.", qs.adds);
+  metrics_write_counter(out, "ccm_node_controller_queue_retries_total",
+                        "Keys requeued with backoff.", qs.retries);
 }
 
 const struct controller_ops node_controller_ops = {

@@ -39,11 +39,6 @@ void node_histo_destroy(struct node_histo *h);
 void node_histo_observe(struct node_histo *h, double v);
 void node_histo_write(struct node_histo *h, FILE *out, const char *name,
                       const char *help);
-/* One counter with HELP and TYPE lines. */
-void node_counter_write(FILE *out, const char *name, const char *help,
-                        uint64_t v);
-void node_gauge_write(FILE *out, const char *name, const char *help,
-                      uint64_t v);
 
 /* A ccm_node built over a cached obj_node (strings borrowed: keep the
  * obj_node referenced while the view is used). */

@@ -49,16 +49,3 @@ void node_histo_write(struct node_histo *h, FILE *out, const char *name,
   pthread_mutex_unlock(&h->lock);
 }
 
-void node_counter_write(FILE *out, const char *name, const char *help,
-                        uint64_t v)
-{
-  fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help,
-          name, name, (unsigned long long)v);
-}
-
-void node_gauge_write(FILE *out, const char *name, const char *help,
-                      uint64_t v)
-{
-  fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name,
-          name, (unsigned long long)v);
-}

@@ -13,6 +13,7 @@
 #include "controllers/node_internal.h"
 #include "kube/store.h"
 #include "kube/writes.h"
+#include "server/metrics.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/thread.h"
@@ -308,36 +309,37 @@ static void lc_metrics(void *state, FILE *out)
 {
   struct lc_ctrl *c = state;
 
-  node_counter_write(out, "ccm_node_lifecycle_passes_total",
-                     "Monitor passes over every node while leading.",
-                     atomic_load(&c->passes));
-  node_counter_write(out, "ccm_node_lifecycle_probes_total",
-                     "NotReady nodes whose instance was probed.",
-                     atomic_load(&c->probes));
-  node_counter_write(out, "ccm_node_lifecycle_deletions_total",
-                     "Nodes deleted because the provider answered that the "
-                     "instance does not exist.", atomic_load(&c->deletions));
-  node_counter_write(out, "ccm_node_lifecycle_delete_errors_total",
-                     "Node deletions that failed.",
-                     atomic_load(&c->delete_errors));
-  node_counter_write(out, "ccm_node_lifecycle_exists_errors_total",
-                     "instance_exists errors (the node is left alone).",
-                     atomic_load(&c->exists_errors));
-  node_counter_write(out, "ccm_node_lifecycle_late_answers_total",
-                     "Provider answers after the call deadline (treated as "
-                     "timeouts: the node is left alone).",
-                     atomic_load(&c->late_answers));
-  node_counter_write(out, "ccm_node_lifecycle_shutdown_errors_total",
-                     "instance_shutdown errors (the taint is left alone).",
-                     atomic_load(&c->shutdown_errors));
-  node_counter_write(out, "ccm_node_lifecycle_shutdown_taints_added_total",
-                     "Shutdown taints added.", atomic_load(&c->taints_added));
-  node_counter_write(out, "ccm_node_lifecycle_shutdown_taints_removed_total",
-                     "Shutdown taints removed.",
-                     atomic_load(&c->taints_removed));
-  node_counter_write(out, "ccm_node_lifecycle_taint_errors_total",
-                     "Shutdown taint writes that failed.",
-                     atomic_load(&c->taint_errors));
+  metrics_write_counter(out, "ccm_node_lifecycle_passes_total",
+                        "Monitor passes over every node while leading.",
+                        atomic_load(&c->passes));
+  metrics_write_counter(out, "ccm_node_lifecycle_probes_total",
+                        "NotReady nodes whose instance was probed.",
+                        atomic_load(&c->probes));
+  metrics_write_counter(out, "ccm_node_lifecycle_deletions_total",
+                        "Nodes deleted because the provider answered that the "
+                        "instance does not exist.", atomic_load(&c->deletions));
+  metrics_write_counter(out, "ccm_node_lifecycle_delete_errors_total",
+                        "Node deletions that failed.",
+                        atomic_load(&c->delete_errors));
+  metrics_write_counter(out, "ccm_node_lifecycle_exists_errors_total",
+                        "instance_exists errors (the node is left alone).",
+                        atomic_load(&c->exists_errors));
+  metrics_write_counter(out, "ccm_node_lifecycle_late_answers_total",
+                        "Provider answers after the call deadline (treated as "
+                        "timeouts: the node is left alone).",
+                        atomic_load(&c->late_answers));
+  metrics_write_counter(out, "ccm_node_lifecycle_shutdown_errors_total",
+                        "instance_shutdown errors (the taint is left alone).",
+                        atomic_load(&c->shutdown_errors));
+  metrics_write_counter(out, "ccm_node_lifecycle_shutdown_taints_added_total",
+                        "Shutdown taints added.",
+                        atomic_load(&c->taints_added));
+  metrics_write_counter(out, "ccm_node_lifecycle_shutdown_taints_removed_total",
+                        "Shutdown taints removed.",
+                        atomic_load(&c->taints_removed));
+  metrics_write_counter(out, "ccm_node_lifecycle_taint_errors_total",
+                        "Shutdown taint writes that failed.",
+                        atomic_load(&c->taint_errors));
 }
 
 const struct controller_ops node_lifecycle_controller_ops = {

@@ -151,6 +151,20 @@ void metrics_write_header(FILE *out, const char *name, const char *type,
   fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+void metrics_write_counter(FILE *out, const char *name, const char *help,
+                           uint64_t value)
+{
+  metrics_write_header(out, name, "counter", help);
+  fprintf(out, "%s %llu\n", name, (unsigned long long)value);
+}
+
+void metrics_write_gauge(FILE *out, const char *name, const char *help,
+                         uint64_t value)
+{
+  metrics_write_header(out, name, "gauge", help);
+  fprintf(out, "%s %llu\n", name, (unsigned long long)value);
+}
+
 void metrics_write_label_value(FILE *out, const char *value)
 {
   const char *p;

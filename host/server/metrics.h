@@ -57,6 +57,11 @@ void metrics_histogram_write(FILE *out, const char *name, const char *labels,
 /* "# HELP name help\n# TYPE name type\n". */
 void metrics_write_header(FILE *out, const char *name, const char *type,
                           const char *help);
+/* One unlabelled sample with its HELP and TYPE lines. */
+void metrics_write_counter(FILE *out, const char *name, const char *help,
+                           uint64_t value);
+void metrics_write_gauge(FILE *out, const char *name, const char *help,
+                         uint64_t value);
 /* A label value escaped for the text format (\\, \" and \n). */
 void metrics_write_label_value(FILE *out, const char *value);
 /* Same into buf (capacity cap, always terminated; cut when short). */
