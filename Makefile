@@ -8,7 +8,7 @@ CTEST_ARGS ?=
 # Debian packages the build, the tests and the tools need.
 DEB_PACKAGES = build-essential cmake pkg-config python3 \
   libconfig-dev libcjson-dev libcurl4-openssl-dev libssl-dev libcmocka-dev \
-  libyaml-dev libmicrohttpd-dev openssl \
+  libyaml-dev libmicrohttpd-dev libxxhash-dev openssl \
   abigail-tools valgrind clang libclang-rt-14-dev \
   liblua5.4-dev lua5.4 lua-check libxml2-dev libinih-dev python3-boto3 curl
 

@@ -1,6 +1,6 @@
 /*
  * service_fprint.c: the input fingerprint (service_fprint.h): a canonical,
- * length-framed encoding of the provider input, hashed with SHA-256. It
+ * length-framed encoding of the provider input, hashed with XXH3-128. It
  * must not call providers or Kubernetes, and must not depend on the order
  * of sets and maps.
  */
@@ -11,31 +11,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Inlined: the hash of a few hundred bytes is then a short, local call. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "util/mem.h"
+
+/* Encodings start in a stack buffer: one Service with its options is a few
+ * hundred bytes, so the heap is only for the node set and large Services. */
+#define FP_STACK 1024
+#define FP_SMALL_SET 16 /* sets sorted in a stack array up to this size */
 
 struct fp_buf {
   unsigned char *p;
   size_t len, cap;
-  bool oom;
+  bool oom, heap;
+  unsigned char stack[FP_STACK];
 };
+
+static void fp_init(struct fp_buf *b)
+{
+  b->p = b->stack;
+  b->len = 0;
+  b->cap = sizeof(b->stack);
+  b->oom = false;
+  b->heap = false;
+}
 
 static void fp_bytes(struct fp_buf *b, const void *data, size_t n)
 {
   if (b->oom)
     return;
   if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
+    size_t cap = b->cap * 2;
     unsigned char *p;
 
     while (cap < b->len + n)
       cap *= 2;
-    p = mem_realloc(b->p, cap);
+    p = b->heap ? mem_realloc(b->p, cap) : mem_alloc(cap);
     if (p == NULL) {
       b->oom = true;
       return;
     }
+    if (!b->heap)
+      memcpy(p, b->stack, b->len);
     b->p = p;
     b->cap = cap;
+    b->heap = true;
   }
   if (n > 0)
     memcpy(b->p + b->len, data, n);
@@ -105,36 +127,48 @@ static int fp_cmp_node(const void *a, const void *b)
   return r != 0 ? r : fp_cmp_str(x->uid, y->uid);
 }
 
-/* A sorted copy of a pointer array (NULL entries dropped); NULL with
- * *n_out 0 when empty; sets b->oom on failure. */
+/* A sorted copy of a pointer array (NULL entries dropped), in small when
+ * it fits, else on the heap; NULL with *n_out 0 when empty; sets b->oom
+ * on failure. Release it with fp_sorted_free. */
 static const void **fp_sorted(struct fp_buf *b, const void *const *v, size_t n,
                               int (*cmp)(const void *, const void *),
-                              size_t *n_out)
+                              const void *small[FP_SMALL_SET], size_t *n_out)
 {
-  const void **copy;
+  const void **copy = small;
   size_t i, k = 0;
 
   *n_out = 0;
   if (v == NULL || n == 0)
     return NULL;
-  copy = mem_calloc(n, sizeof(*copy));
-  if (copy == NULL) {
-    b->oom = true;
-    return NULL;
+  if (n > FP_SMALL_SET) {
+    copy = mem_calloc(n, sizeof(*copy));
+    if (copy == NULL) {
+      b->oom = true;
+      return NULL;
+    }
   }
   for (i = 0; i < n; i++)
     if (v[i] != NULL)
       copy[k++] = v[i];
-  qsort(copy, k, sizeof(*copy), cmp);
+  if (k > 1)
+    qsort(copy, k, sizeof(*copy), cmp);
   *n_out = k;
   return copy;
+}
+
+static void fp_sorted_free(const void **sorted, const void *small[])
+{
+  if (sorted != small)
+    mem_free(sorted);
 }
 
 static void fp_kvs(struct fp_buf *b, char tag, const struct ccm_kv *const *v,
                    size_t n)
 {
   size_t i, k;
-  const void **s = fp_sorted(b, (const void *const *)v, n, fp_cmp_kv, &k);
+  const void *small[FP_SMALL_SET];
+  const void **s =
+      fp_sorted(b, (const void *const *)v, n, fp_cmp_kv, small, &k);
 
   fp_tag(b, tag);
   fp_u64(b, k);
@@ -144,14 +178,16 @@ static void fp_kvs(struct fp_buf *b, char tag, const struct ccm_kv *const *v,
     fp_str(b, kv->key);
     fp_str(b, kv->value);
   }
-  mem_free(s);
+  fp_sorted_free(s, small);
 }
 
 static void fp_options(struct fp_buf *b,
                        const struct ccm_option_value *const *v, size_t n)
 {
   size_t i, j, k;
-  const void **s = fp_sorted(b, (const void *const *)v, n, fp_cmp_opt, &k);
+  const void *small[FP_SMALL_SET];
+  const void **s =
+      fp_sorted(b, (const void *const *)v, n, fp_cmp_opt, small, &k);
 
   fp_tag(b, 'O');
   fp_u64(b, k);
@@ -179,7 +215,7 @@ static void fp_options(struct fp_buf *b,
       break;
     }
   }
-  mem_free(s);
+  fp_sorted_free(s, small);
 }
 
 static void fp_node(struct fp_buf *b, const struct ccm_node *nd)
@@ -203,16 +239,17 @@ static void fp_node(struct fp_buf *b, const struct ccm_node *nd)
 static void fp_nodes(struct fp_buf *b, const struct ccm_node_list *nodes)
 {
   size_t i, k = 0;
+  const void *small[FP_SMALL_SET];
   const void **s = NULL;
 
   if (nodes != NULL)
     s = fp_sorted(b, (const void *const *)nodes->nodes, nodes->n_nodes,
-                  fp_cmp_node, &k);
+                  fp_cmp_node, small, &k);
   fp_tag(b, 'n');
   fp_u64(b, k);
   for (i = 0; i < k; i++)
     fp_node(b, s[i]);
-  mem_free(s);
+  fp_sorted_free(s, small);
 }
 
 static void fp_service(struct fp_buf *b, const struct ccm_service *svc)
@@ -258,32 +295,43 @@ static void fp_service(struct fp_buf *b, const struct ccm_service *svc)
 }
 
 /* Hash what b holds into out (out "" and -1 on out of memory). */
-static int fp_finish(struct fp_buf *b, char out[CCM_HASH_HEX])
+static int fp_finish(struct fp_buf *b, char out[CCM_SVC_FPRINT_HEX])
 {
+  static const char digits[] = "0123456789abcdef";
+  XXH128_canonical_t sum;
+  size_t i;
+
   out[0] = '\0';
-  if (b->oom) {
-    mem_free(b->p);
-    return -1;
+  if (!b->oom) {
+    XXH128_canonicalFromHash(&sum, XXH3_128bits(b->p, b->len));
+    for (i = 0; i < sizeof(sum.digest); i++) {
+      out[2 * i] = digits[sum.digest[i] >> 4];
+      out[2 * i + 1] = digits[sum.digest[i] & 0x0f];
+    }
+    out[2 * i] = '\0';
   }
-  hash_buf(b->p, b->len, out);
-  mem_free(b->p);
-  return 0;
+  if (b->heap)
+    mem_free(b->p);
+  return b->oom ? -1 : 0;
 }
 
 int svc_fprint_nodes(const struct ccm_node_list *nodes,
-                     char digest[CCM_HASH_HEX])
+                     char digest[CCM_SVC_FPRINT_HEX])
 {
-  struct fp_buf b = {0};
+  struct fp_buf b;
 
+  fp_init(&b);
   fp_nodes(&b, nodes);
   return fp_finish(&b, digest);
 }
 
 int svc_fprint_digest(const struct ccm_service *svc,
-                      const char digest[CCM_HASH_HEX], char out[CCM_HASH_HEX])
+                      const char digest[CCM_SVC_FPRINT_HEX],
+                      char out[CCM_SVC_FPRINT_HEX])
 {
-  struct fp_buf b = {0};
+  struct fp_buf b;
 
+  fp_init(&b);
   fp_str(&b, CCM_SVC_FPRINT_VERSION);
   fp_service(&b, svc);
   fp_tag(&b, 'n');
@@ -292,9 +340,9 @@ int svc_fprint_digest(const struct ccm_service *svc,
 }
 
 int svc_fprint(const struct ccm_service *svc,
-               const struct ccm_node_list *nodes, char out[CCM_HASH_HEX])
+               const struct ccm_node_list *nodes, char out[CCM_SVC_FPRINT_HEX])
 {
-  char digest[CCM_HASH_HEX];
+  char digest[CCM_SVC_FPRINT_HEX];
 
   out[0] = '\0';
   if (svc_fprint_nodes(nodes, digest) != 0)

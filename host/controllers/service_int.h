@@ -14,12 +14,12 @@
 
 #include "controllers/controller.h"
 #include "controllers/service_cache.h"
+#include "controllers/service_fprint.h"
 #include "controllers/service_metrics.h"
 #include "controllers/service_nodes.h"
 #include "controllers/workqueue.h"
 #include "kube/objects.h"
 #include "policy/policy.h"
-#include "util/hash.h"
 
 #define CCM_SVC_BASE_DELAY_MS 5000u
 #define CCM_SVC_MAX_DELAY_MS 300000u
@@ -150,7 +150,7 @@ bool svc_tail_queue(struct svc_ctrl *c, const char *key,
  * recorded a fingerprint (copied to fp), which the cache may not show
  * yet. */
 bool svc_tail_flush(struct svc_ctrl *c, const char *key,
-                    char fp[CCM_HASH_HEX]);
+                    char fp[CCM_SVC_FPRINT_HEX]);
 
 /* ---- passes (service_sync.c) ---- */
 /* The current backend snapshot (one reference), rebuilt after Node

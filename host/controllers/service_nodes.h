@@ -12,8 +12,8 @@
 #include <stddef.h>
 
 #include "ccm_provider.h"
+#include "controllers/service_fprint.h"
 #include "kube/store.h"
-#include "util/hash.h"
 
 struct svc_nodes {
   atomic_uint refs;
@@ -26,7 +26,7 @@ struct svc_nodes {
   struct ccm_kv *labels;
   const struct ccm_kv **label_ptrs;
   struct ccm_node_list list;    /* what the provider gets */
-  char digest[CCM_HASH_HEX];    /* svc_fprint_nodes(list) */
+  char digest[CCM_SVC_FPRINT_HEX];    /* svc_fprint_nodes(list) */
 };
 
 /* Build from the Node store; 0 or -1 on out of memory. */

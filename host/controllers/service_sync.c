@@ -351,7 +351,7 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
   const char *recorded =
       fresh_record != NULL ? fresh_record : svc_recorded_inputs(s);
   bool patch_status, record;
-  char fp[CCM_HASH_HEX];
+  char fp[CCM_SVC_FPRINT_HEX];
   struct svc_input in;
   struct ccm_call call;
   char msg[512] = "";
@@ -473,7 +473,7 @@ static bool svc_skip_unchanged(struct svc_ctrl *c, const char *key,
   struct provider_ref ref = {0};
   struct svc_nodes *all = NULL, *nodes = NULL;
   struct svc_result pr = {0};
-  char fp[CCM_HASH_HEX] = "";
+  char fp[CCM_SVC_FPRINT_HEX] = "";
   struct svc_input in;
   bool skip = false;
 
@@ -592,7 +592,7 @@ void svc_sync(struct svc_ctrl *c, const char *key, struct svc_result *r)
   struct svc_snap sn;
   struct svc_lb lb;
   enum svc_branch br;
-  char flushed[CCM_HASH_HEX];
+  char flushed[CCM_SVC_FPRINT_HEX];
   const char *fresh_record = NULL;
   double t0 = svc_now_s();
   struct svc_cpu_mark cpu;

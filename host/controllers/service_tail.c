@@ -19,7 +19,7 @@ struct svc_tail {
   struct ccm_lb_status st;    /* owned */
   bool patch_status;
   bool record;                /* write fp after the status */
-  char fp[CCM_HASH_HEX];
+  char fp[CCM_SVC_FPRINT_HEX];
   bool running;               /* the writer holds it */
   bool claimed;               /* a flush waits for it: the flusher frees */
   bool done;
@@ -225,7 +225,7 @@ static void tail_unlink(struct svc_ctrl *c, struct svc_tail *t)
 }
 
 bool svc_tail_flush(struct svc_ctrl *c, const char *key,
-                    char fp[CCM_HASH_HEX])
+                    char fp[CCM_SVC_FPRINT_HEX])
 {
   struct svc_tail *t;
   bool recorded;
@@ -258,7 +258,7 @@ bool svc_tail_flush(struct svc_ctrl *c, const char *key,
   }
   recorded = t->recorded;
   if (recorded)
-    memcpy(fp, t->fp, CCM_HASH_HEX);
+    memcpy(fp, t->fp, CCM_SVC_FPRINT_HEX);
   tail_free(t);
   return recorded;
 }

@@ -98,7 +98,7 @@ static bool pred_recorded(const cJSON *obj, void *ud)
 /* Create N_SVC Services and wait until each converged; their LB names
  * and fingerprints go to names[] and fps[]. */
 static void converge(struct e2e *e, char names[N_SVC][64],
-                     char fps[N_SVC][CCM_HASH_HEX])
+                     char fps[N_SVC][CCM_SVC_FPRINT_HEX])
 {
   char name[32], path[256];
   int i;
@@ -116,8 +116,8 @@ static void converge(struct e2e *e, char names[N_SVC][64],
     obj = e2e_get(e, path);
     assert_non_null(obj);
     snprintf(names[i], 64, "%s", ann(obj, CCM_SVC_NAME_ANNOTATION));
-    snprintf(fps[i], CCM_HASH_HEX, "%s", ann(obj, CCM_SVC_INPUTS_ANNOTATION));
-    assert_int_equal(strlen(fps[i]), CCM_HASH_HEX - 1);
+    snprintf(fps[i], CCM_SVC_FPRINT_HEX, "%s", ann(obj, CCM_SVC_INPUTS_ANNOTATION));
+    assert_int_equal(strlen(fps[i]), CCM_SVC_FPRINT_HEX - 1);
     cJSON_Delete(obj);
   }
 }
@@ -241,7 +241,7 @@ static char *read_file(const char *path)
 static void test_restart_unchanged(void **state)
 {
   struct e2e *e = *state;
-  char names[N_SVC][64], fps[N_SVC][CCM_HASH_HEX], path[256];
+  char names[N_SVC][64], fps[N_SVC][CCM_SVC_FPRINT_HEX], path[256];
   int before, gets, i;
   cJSON *obj;
 
@@ -304,7 +304,7 @@ static void test_restart_unchanged_no_writer(void **state)
 static void test_restart_changed(void **state)
 {
   struct e2e *e = *state;
-  char names[N_SVC][64], fps[N_SVC][CCM_HASH_HEX], path[256];
+  char names[N_SVC][64], fps[N_SVC][CCM_SVC_FPRINT_HEX], path[256];
   int i;
 
   converge(e, names, fps);
@@ -360,7 +360,7 @@ static void test_restart_changed(void **state)
 static void test_restart_reload_lab(void **state)
 {
   struct e2e *e = *state;
-  char names[N_SVC][64], fps[N_SVC][CCM_HASH_HEX];
+  char names[N_SVC][64], fps[N_SVC][CCM_SVC_FPRINT_HEX];
   char *before, *after;
 
   converge(e, names, fps);

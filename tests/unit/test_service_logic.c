@@ -496,7 +496,7 @@ static void test_node_snapshot(void **state)
    * one that drops a node gets its own set and digest. */
   {
     bool keep[2] = {true, true};
-    char want[CCM_HASH_HEX];
+    char want[CCM_SVC_FPRINT_HEX];
 
     assert_int_equal(svc_nodes_subset(a, keep, &b), 0);
     assert_ptr_equal(a, b);
@@ -637,12 +637,12 @@ static void fp_fix_init(struct fp_fix *f)
 
 /* svc_fprint, checked against its two halves (nodes digest, then the
  * Service with it), which the controller uses. */
-static void fp_of(const struct fp_fix *f, char out[CCM_HASH_HEX])
+static void fp_of(const struct fp_fix *f, char out[CCM_SVC_FPRINT_HEX])
 {
-  char digest[CCM_HASH_HEX], split[CCM_HASH_HEX];
+  char digest[CCM_SVC_FPRINT_HEX], split[CCM_SVC_FPRINT_HEX];
 
   assert_int_equal(svc_fprint(&f->svc, &f->list_nodes, out), 0);
-  assert_int_equal(strlen(out), CCM_HASH_HEX - 1);
+  assert_int_equal(strlen(out), CCM_SVC_FPRINT_HEX - 1);
   assert_int_equal(svc_fprint_nodes(&f->list_nodes, digest), 0);
   assert_int_equal(svc_fprint_digest(&f->svc, digest, split), 0);
   assert_string_equal(out, split);
@@ -651,7 +651,7 @@ static void fp_of(const struct fp_fix *f, char out[CCM_HASH_HEX])
 static void test_fprint_stable(void **state)
 {
   struct fp_fix f;
-  char base[CCM_HASH_HEX], fp[CCM_HASH_HEX];
+  char base[CCM_SVC_FPRINT_HEX], fp[CCM_SVC_FPRINT_HEX];
   const struct ccm_option_value *o;
   const struct ccm_kv *kv;
   const struct ccm_node *nd;
@@ -747,7 +747,7 @@ static bool fp_mutate(struct fp_fix *f, int i)
 
 static void test_fprint_changes(void **state)
 {
-  static char seen[64][CCM_HASH_HEX];
+  static char seen[64][CCM_SVC_FPRINT_HEX];
   struct fp_fix f;
   int i, j, n = 0;
 
@@ -767,7 +767,7 @@ static void test_fprint_changes(void **state)
   /* No nodes: NULL and an empty list agree, and differ from two nodes. */
   fp_fix_init(&f);
   {
-    char a[CCM_HASH_HEX], b[CCM_HASH_HEX];
+    char a[CCM_SVC_FPRINT_HEX], b[CCM_SVC_FPRINT_HEX];
 
     assert_int_equal(svc_fprint(&f.svc, NULL, a), 0);
     f.list_nodes.n_nodes = 0;
@@ -807,7 +807,7 @@ static void test_fprint_from_service(void **state)
                            "\"loadBalancerSourceRanges\":[\"10.0.0.0/8\"]}",
                            NULL);
   struct obj_meta *objs[3] = {a, b, c};
-  char fp[3][CCM_HASH_HEX];
+  char fp[3][CCM_SVC_FPRINT_HEX];
   struct svc_input in;
   int i;
 
