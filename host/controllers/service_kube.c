@@ -13,6 +13,7 @@
 #include "controllers/service_fprint.h"
 #include "controllers/service_int.h"
 #include "controllers/service_logic.h"
+#include "kube/jsonw.h"
 #include "kube/writes.h"
 #include "util/log.h"
 
@@ -155,55 +156,59 @@ static int svc_mutate(cJSON *obj, void *ud)
  * Service, and metadata.resourceVersion (when the patch replaces the
  * finalizer list, which must not lose someone else's entry) makes a stale
  * cache fail with a conflict; the caller then falls back to
- * read-modify-write. Annotations merge, so none of ours needs the cache. */
-static cJSON *svc_record_patch(const struct obj_service *s,
-                               const struct svc_record *r)
+ * read-modify-write. Annotations merge, so none of ours needs the cache.
+ * False when there is no fast path (no UID or resourceVersion, out of
+ * memory). */
+static bool svc_record_patch(const struct obj_service *s,
+                             const struct svc_record *r, struct jsonw *w)
 {
-  cJSON *patch = cJSON_CreateObject();
-  cJSON *meta = cJSON_AddObjectToObject(patch, "metadata");
-  cJSON *ann, *fins;
   uint16_t i;
 
-  if (meta == NULL || cJSON_AddStringToObject(meta, "uid", r->uid) == NULL)
-    goto fail;
-  if (r->inputs == NULL) {
-    if (s->meta.resource_version == NULL ||
-        cJSON_AddStringToObject(meta, "resourceVersion",
-                                s->meta.resource_version) == NULL)
-      goto fail;
-    fins = cJSON_AddArrayToObject(meta, "finalizers");
-    if (fins == NULL)
-      goto fail;
-    for (i = 0; i < s->n_finalizers; i++) {
-      if (strcmp(s->finalizers[i], CCM_SVC_FINALIZER) == 0)
-        continue;
-      if (!cJSON_AddItemToArray(fins, cJSON_CreateString(s->finalizers[i])))
-        goto fail;
-    }
-    if (!r->remove &&
-        !cJSON_AddItemToArray(fins, cJSON_CreateString(CCM_SVC_FINALIZER)))
-      goto fail;
-    if (r->remove)
-      return patch;
+  if (r->uid == NULL)
+    return false;
+  jsonw_raw(w, "{\"metadata\":{\"uid\":");
+  jsonw_str(w, r->uid);
+  if (r->inputs != NULL) {
+    jsonw_raw(w, ",\"annotations\":{");
+    jsonw_key(w, CCM_SVC_INPUTS_ANNOTATION);
+    jsonw_str(w, r->inputs);
+    jsonw_raw(w, "}}}");
+    return jsonw_ok(w);
   }
-  ann = cJSON_AddObjectToObject(meta, "annotations");
-  if (ann == NULL)
-    goto fail;
-  if (r->inputs != NULL)
-    return cJSON_AddStringToObject(ann, CCM_SVC_INPUTS_ANNOTATION,
-                                   r->inputs) != NULL ? patch : NULL;
-  if (cJSON_AddStringToObject(ann, CCM_SVC_NAME_ANNOTATION, r->lb_name) ==
-          NULL ||
-      (r->lb_class != NULL &&
-       cJSON_AddStringToObject(ann, CCM_SVC_CLASS_ANNOTATION, r->lb_class) ==
-           NULL) ||
-      (r->drop_inputs &&
-       cJSON_AddNullToObject(ann, CCM_SVC_INPUTS_ANNOTATION) == NULL))
-    goto fail;
-  return patch;
-fail:
-  cJSON_Delete(patch);
-  return NULL;
+  if (s->meta.resource_version == NULL)
+    return false;
+  jsonw_raw(w, ",\"resourceVersion\":");
+  jsonw_str(w, s->meta.resource_version);
+  jsonw_raw(w, ",\"finalizers\":[");
+  for (i = 0; i < s->n_finalizers; i++) {
+    if (strcmp(s->finalizers[i], CCM_SVC_FINALIZER) == 0)
+      continue;
+    jsonw_str(w, s->finalizers[i]);
+    jsonw_raw(w, ",");
+  }
+  if (!r->remove)
+    jsonw_str(w, CCM_SVC_FINALIZER);
+  else if (w->len > 0 && w->p[w->len - 1] == ',')
+    w->p[--w->len] = '\0';
+  jsonw_raw(w, "]");
+  if (!r->remove) {
+    jsonw_raw(w, ",\"annotations\":{");
+    jsonw_key(w, CCM_SVC_NAME_ANNOTATION);
+    jsonw_str(w, r->lb_name);
+    if (r->lb_class != NULL) {
+      jsonw_raw(w, ",");
+      jsonw_key(w, CCM_SVC_CLASS_ANNOTATION);
+      jsonw_str(w, r->lb_class);
+    }
+    if (r->drop_inputs) {
+      jsonw_raw(w, ",");
+      jsonw_key(w, CCM_SVC_INPUTS_ANNOTATION);
+      jsonw_raw(w, "null");
+    }
+    jsonw_raw(w, "}");
+  }
+  jsonw_raw(w, "}}");
+  return jsonw_ok(w);
 }
 
 /* One metadata write: the merge patch, else GET + mutate + PUT. */
@@ -212,24 +217,25 @@ static int svc_kube_write(struct svc_ctrl *c, const struct obj_service *s,
                           size_t msglen)
 {
   struct kube_client *kc = runtime_client(c->env.rt);
-  cJSON *patch;
-  char path[1024];
-  int st = KUBE_ERROR;
+  char path[1024], buf[1024];
+  struct jsonw w;
+  int st;
 
   if (svc_path(s, path, sizeof(path)) != 0) {
     snprintf(msg, msglen, "path too long");
     return KUBE_ERROR;
   }
-  patch = svc_record_patch(s, r);
-  if (patch != NULL) {
-    st = kube_patch_merge(kc, path, patch, NULL, msg, msglen);
-    cJSON_Delete(patch);
+  jsonw_init(&w, buf, sizeof(buf));
+  if (svc_record_patch(s, r, &w)) {
+    st = kube_patch_merge_text(kc, path, w.p, w.len, msg, msglen);
+    jsonw_free(&w);
     if (st != KUBE_CONFLICT && st != KUBE_INVALID)
       return st;
     atomic_fetch_add(&c->m.write_fallbacks, 1);
     if (msglen > 0)
       msg[0] = '\0';
   }
+  jsonw_free(&w);
   return kube_update_retry(kc, path, NULL, false, svc_mutate, (void *)r, 0,
                            NULL, msg, msglen);
 }
@@ -266,48 +272,47 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
                           const struct ccm_lb_status *st, char *msg,
                           size_t msglen)
 {
-  cJSON *patch = cJSON_CreateObject();
-  cJSON *status, *lb, *ing;
-  char path[1024];
+  char path[1024], buf[512];
+  struct jsonw w;
   size_t i;
-  int rc = KUBE_ERROR;
+  int rc;
 
-  if (patch == NULL || svc_path(s, path, sizeof(path)) != 0)
-    goto out;
-  status = cJSON_AddObjectToObject(patch, "status");
-  lb = status ? cJSON_AddObjectToObject(status, "loadBalancer") : NULL;
-  if (lb == NULL)
-    goto out;
-  if (st == NULL || st->n == 0) {
-    if (cJSON_AddNullToObject(lb, "ingress") == NULL)
-      goto out;
-  } else {
-    ing = cJSON_AddArrayToObject(lb, "ingress");
-    if (ing == NULL)
-      goto out;
-    for (i = 0; i < st->n; i++) {
-      cJSON *e = cJSON_CreateObject();
-
-      if (e == NULL || !cJSON_AddItemToArray(ing, e)) {
-        cJSON_Delete(e);
-        goto out;
-      }
-      if (st->items[i].ip != NULL &&
-          cJSON_AddStringToObject(e, "ip", st->items[i].ip) == NULL)
-        goto out;
-      if (st->items[i].hostname != NULL &&
-          cJSON_AddStringToObject(e, "hostname", st->items[i].hostname) ==
-              NULL)
-        goto out;
-    }
+  if (svc_path(s, path, sizeof(path)) != 0) {
+    snprintf(msg, msglen, "path too long");
+    return KUBE_ERROR;
   }
-  rc = kube_patch_status(runtime_client(c->env.rt), path, patch, NULL, msg,
-                         msglen);
-  if (rc == KUBE_NOT_FOUND)
-    rc = KUBE_OK; /* the Service vanished after its finalizer went */
-out:
-  if (rc == KUBE_ERROR && msg != NULL && msglen > 0 && msg[0] == '\0')
-    snprintf(msg, msglen, "cannot build the status patch");
-  cJSON_Delete(patch);
-  return rc;
+  jsonw_init(&w, buf, sizeof(buf));
+  jsonw_raw(&w, "{\"status\":{\"loadBalancer\":{\"ingress\":");
+  if (st == NULL || st->n == 0)
+    jsonw_raw(&w, "null");
+  for (i = 0; st != NULL && i < st->n; i++) {
+    const char *sep = "{";
+
+    jsonw_raw(&w, i == 0 ? "[" : ",");
+    if (st->items[i].ip != NULL) {
+      jsonw_raw(&w, "{\"ip\":");
+      jsonw_str(&w, st->items[i].ip);
+      sep = ",";
+    }
+    if (st->items[i].hostname != NULL) {
+      jsonw_raw(&w, sep);
+      jsonw_raw(&w, "\"hostname\":");
+      jsonw_str(&w, st->items[i].hostname);
+      sep = ",";
+    }
+    jsonw_raw(&w, sep[0] == '{' ? "{}" : "}");
+    if (i + 1 == st->n)
+      jsonw_raw(&w, "]");
+  }
+  jsonw_raw(&w, "}}}");
+  if (!jsonw_ok(&w)) {
+    jsonw_free(&w);
+    snprintf(msg, msglen, "out of memory");
+    return KUBE_ERROR;
+  }
+  rc = kube_patch_status_text(runtime_client(c->env.rt), path, w.p, w.len,
+                              msg, msglen);
+  jsonw_free(&w);
+  /* The Service vanished after its finalizer went. */
+  return rc == KUBE_NOT_FOUND ? KUBE_OK : rc;
 }

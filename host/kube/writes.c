@@ -29,27 +29,19 @@ static void wr_msg(char *msg, size_t msglen, const char *text)
     snprintf(msg, msglen, "%s", text);
 }
 
-/* One request with an optional JSON body; parses a 2xx body into *out. */
-static int wr_do(struct kube_client *c, const char *method, const char *path,
-                 const char *ctype, const cJSON *body, cJSON **out,
-                 char *msg, size_t msglen)
+/* One request with an optional body of JSON text; parses a 2xx body into
+ * *out. */
+static int wr_send(struct kube_client *c, const char *method,
+                   const char *path, const char *ctype, const char *text,
+                   size_t len, cJSON **out, char *msg, size_t msglen)
 {
   struct kube_response resp;
-  char *text = NULL;
   int st;
 
   if (out != NULL)
     *out = NULL;
-  if (body != NULL) {
-    text = cJSON_PrintUnformatted(body);
-    if (text == NULL) {
-      wr_msg(msg, msglen, "out of memory");
-      return KUBE_ERROR;
-    }
-  }
   st = kube_request(c, method, path, text != NULL ? ctype : NULL, text,
-                    text != NULL ? strlen(text) : 0, &resp);
-  cJSON_free(text);
+                    text != NULL ? len : 0, &resp);
   if (st == KUBE_OK && out != NULL) {
     *out = cJSON_ParseWithLength(resp.body, resp.len);
     if (*out == NULL) {
@@ -63,11 +55,39 @@ static int wr_do(struct kube_client *c, const char *method, const char *path,
   return st;
 }
 
-static int wr_status_path(char *buf, size_t len, const char *path)
+/* One request with an optional cJSON body. */
+static int wr_do(struct kube_client *c, const char *method, const char *path,
+                 const char *ctype, const cJSON *body, cJSON **out,
+                 char *msg, size_t msglen)
+{
+  char *text = NULL;
+  int st;
+
+  if (out != NULL)
+    *out = NULL;
+  if (body != NULL) {
+    text = cJSON_PrintUnformatted(body);
+    if (text == NULL) {
+      wr_msg(msg, msglen, "out of memory");
+      return KUBE_ERROR;
+    }
+  }
+  st = wr_send(c, method, path, ctype, text, text != NULL ? strlen(text) : 0,
+               out, msg, msglen);
+  cJSON_free(text);
+  return st;
+}
+
+/* The status subresource's path; -1 (and msg says so) when too long. */
+static int wr_status_path(char *buf, size_t len, const char *path,
+                          char *msg, size_t msglen)
 {
   int n = snprintf(buf, len, "%s/status", path);
 
-  return n < 0 || (size_t)n >= len ? -1 : 0;
+  if (n >= 0 && (size_t)n < len)
+    return 0;
+  wr_msg(msg, msglen, "path too long");
+  return -1;
 }
 
 int kube_get(struct kube_client *c, const char *path, cJSON **out,
@@ -120,6 +140,14 @@ int kube_patch_merge(struct kube_client *c, const char *path,
                msg, msglen);
 }
 
+int kube_patch_merge_text(struct kube_client *c, const char *path,
+                          const char *patch, size_t len, char *msg,
+                          size_t msglen)
+{
+  return wr_send(c, "PATCH", path, "application/merge-patch+json", patch, len,
+                 NULL, msg, msglen);
+}
+
 int kube_patch_json(struct kube_client *c, const char *path,
                     const cJSON *ops, cJSON **out, char *msg, size_t msglen)
 {
@@ -137,10 +165,8 @@ int kube_update_status(struct kube_client *c, const char *path,
 {
   char sp[1024];
 
-  if (wr_status_path(sp, sizeof sp, path) != 0) {
-    wr_msg(msg, msglen, "path too long");
+  if (wr_status_path(sp, sizeof sp, path, msg, msglen) != 0)
     return KUBE_ERROR;
-  }
   return kube_update(c, sp, obj, out, msg, msglen);
 }
 
@@ -150,11 +176,20 @@ int kube_patch_status(struct kube_client *c, const char *path,
 {
   char sp[1024];
 
-  if (wr_status_path(sp, sizeof sp, path) != 0) {
-    wr_msg(msg, msglen, "path too long");
+  if (wr_status_path(sp, sizeof sp, path, msg, msglen) != 0)
     return KUBE_ERROR;
-  }
   return kube_patch_merge(c, sp, patch, out, msg, msglen);
+}
+
+int kube_patch_status_text(struct kube_client *c, const char *path,
+                           const char *patch, size_t len, char *msg,
+                           size_t msglen)
+{
+  char sp[1024];
+
+  if (wr_status_path(sp, sizeof sp, path, msg, msglen) != 0)
+    return KUBE_ERROR;
+  return kube_patch_merge_text(c, sp, patch, len, msg, msglen);
 }
 
 int kube_update_retry(struct kube_client *c, const char *path,
@@ -172,10 +207,8 @@ int kube_update_retry(struct kube_client *c, const char *path,
   if (tries <= 0)
     tries = CCM_KUBE_CONFLICT_TRIES;
   if (status) {
-    if (wr_status_path(sp, sizeof sp, path) != 0) {
-      wr_msg(msg, msglen, "path too long");
+    if (wr_status_path(sp, sizeof sp, path, msg, msglen) != 0)
       return KUBE_ERROR;
-    }
     target = sp;
   }
   for (i = 0; i < tries; i++) {

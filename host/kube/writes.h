@@ -40,6 +40,11 @@ int kube_delete(struct kube_client *c, const char *path, const char *uid,
 int kube_patch_merge(struct kube_client *c, const char *path,
                      const cJSON *patch, cJSON **out, char *msg,
                      size_t msglen);
+/* The same with the patch as JSON text (see kube/jsonw.h), for hot paths
+ * that need no reply. */
+int kube_patch_merge_text(struct kube_client *c, const char *path,
+                          const char *patch, size_t len, char *msg,
+                          size_t msglen);
 /* application/json-patch+json (RFC 6902): ops is an array. */
 int kube_patch_json(struct kube_client *c, const char *path,
                     const cJSON *ops, cJSON **out, char *msg, size_t msglen);
@@ -50,6 +55,9 @@ int kube_update_status(struct kube_client *c, const char *path,
 int kube_patch_status(struct kube_client *c, const char *path,
                       const cJSON *patch, cJSON **out, char *msg,
                       size_t msglen);
+int kube_patch_status_text(struct kube_client *c, const char *path,
+                           const char *patch, size_t len, char *msg,
+                           size_t msglen);
 
 /* Change obj in place. Return 0 to write it, 1 when nothing needs
  * writing (the helper then returns KUBE_OK without a write), or a negative

@@ -1,6 +1,7 @@
 /*
  * test_kube_writes.c: unit tests of host/kube/writes.c that need no server:
- * paths, finalizer lookup, argument checks, and how errors from an
+ * paths, finalizer lookup, the JSON text writer, argument checks, and how
+ * errors from an
  * unreachable server come back (the double-backed tests are in
  * tests/kube/kube_writes.c).
  */
@@ -13,6 +14,7 @@
 
 #include <string.h>
 
+#include "kube/jsonw.h"
 #include "kube/writes.h"
 
 static void test_paths(void **state)
@@ -33,6 +35,54 @@ static void test_paths(void **state)
   assert_string_equal(p, "/api/v1/nodes/n1/status");
   assert_int_equal(kube_path(p, 10, "/api/v1", "nodes", NULL, "n1", NULL),
                    -1);
+}
+
+/* Escapes as RFC 8259 asks, and moves from the stack to the heap intact. */
+static void test_jsonw(void **state)
+{
+  static const char *strs[] = {"plain", "q\"uo\\te", "tab\tnl\nctl\x01\x1f",
+                               "utf-8 \xc3\xa9", ""};
+  char small[8], big[3000];
+  struct jsonw w;
+  cJSON *doc;
+  size_t i;
+
+  (void)state;
+  jsonw_init(&w, small, sizeof small);
+  jsonw_raw(&w, "{");
+  jsonw_key(&w, "k\"");
+  jsonw_str(&w, strs[2]);
+  jsonw_raw(&w, ",\"n\":");
+  jsonw_str(&w, NULL);
+  jsonw_raw(&w, "}");
+  assert_true(jsonw_ok(&w));
+  assert_string_equal(w.p,
+                      "{\"k\\\"\":\"tab\\tnl\\nctl\\u0001\\u001f\",\"n\":null}");
+  assert_int_equal(w.len, strlen(w.p));
+  jsonw_free(&w);
+
+  /* Every string parses back to itself, past the stack buffer's size. */
+  jsonw_init(&w, small, sizeof small);
+  jsonw_raw(&w, "[");
+  for (i = 0; i < 200; i++) {
+    jsonw_raw(&w, i > 0 ? "," : "");
+    jsonw_str(&w, strs[i % 5]);
+  }
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  jsonw_raw(&w, ",");
+  jsonw_str(&w, big);
+  jsonw_raw(&w, "]");
+  assert_true(jsonw_ok(&w));
+  doc = cJSON_Parse(w.p);
+  assert_non_null(doc);
+  assert_int_equal(cJSON_GetArraySize(doc), 201);
+  for (i = 0; i < 200; i++)
+    assert_string_equal(cJSON_GetArrayItem(doc, (int)i)->valuestring,
+                        strs[i % 5]);
+  assert_string_equal(cJSON_GetArrayItem(doc, 200)->valuestring, big);
+  cJSON_Delete(doc);
+  jsonw_free(&w);
 }
 
 static void test_has_finalizer(void **state)
@@ -118,6 +168,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_paths),
+      cmocka_unit_test(test_jsonw),
       cmocka_unit_test(test_has_finalizer),
       cmocka_unit_test(test_offline),
   };
