@@ -23,6 +23,8 @@
 #define CCM_EVENTS_BUCKETS 1024
 #define CCM_EVENTS_LOG "events"
 
+#define EV_ITEM_STRINGS 9 /* the char * fields below, stored after the item */
+
 struct ev_item {
   struct ev_item *next;
   char *api_version, *kind, *ns, *name, *uid, *rv;
@@ -199,19 +201,9 @@ static void ev_cache_clear(struct ev_cache *c)
 
 /* ---- items ------------------------------------------------------------------ */
 
+/* An item and its strings are one allocation. */
 static void ev_item_free(struct ev_item *it)
 {
-  if (it == NULL)
-    return;
-  mem_free(it->api_version);
-  mem_free(it->kind);
-  mem_free(it->ns);
-  mem_free(it->name);
-  mem_free(it->uid);
-  mem_free(it->rv);
-  mem_free(it->type);
-  mem_free(it->reason);
-  mem_free(it->message);
   mem_free(it);
 }
 
@@ -220,14 +212,32 @@ static char *ev_dup(const char *s)
   return mem_strdup(s != NULL ? s : "");
 }
 
+/* RFC 3339 in UTC to the second, as Events carry it. */
 static void ev_now(struct ev_item *it)
 {
   struct timespec ts;
   struct tm tm;
+  char *p = it->ts;
+  int f[6], i;
 
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  strftime(it->ts, sizeof it->ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  f[0] = tm.tm_year + 1900;
+  f[1] = tm.tm_mon + 1;
+  f[2] = tm.tm_mday;
+  f[3] = tm.tm_hour;
+  f[4] = tm.tm_min;
+  f[5] = tm.tm_sec;
+  for (i = 3; i >= 0; i--, f[0] /= 10)
+    p[i] = (char)('0' + f[0] % 10);
+  p += 4;
+  for (i = 1; i < 6; i++) {
+    *p++ = "--T::"[i - 1];
+    *p++ = (char)('0' + f[i] / 10 % 10);
+    *p++ = (char)('0' + f[i] % 10);
+  }
+  *p++ = 'Z';
+  *p = '\0';
   it->ts_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -550,35 +560,59 @@ void kube_events_free(struct kube_events *e)
   mem_free(e);
 }
 
+/* One allocation for the item and its strings, in the order of the
+ * struct's fields (NULL becomes ""). */
+static struct ev_item *ev_item_new(const char *f[EV_ITEM_STRINGS])
+{
+  size_t len[EV_ITEM_STRINGS], need = sizeof(struct ev_item), i;
+  struct ev_item *it;
+  char **dst[EV_ITEM_STRINGS];
+  char *cur;
+
+  for (i = 0; i < EV_ITEM_STRINGS; i++) {
+    if (f[i] == NULL)
+      f[i] = "";
+    len[i] = strlen(f[i]) + 1;
+    need += len[i];
+  }
+  it = mem_alloc(need);
+  if (it == NULL)
+    return NULL;
+  memset(it, 0, sizeof *it);
+  dst[0] = &it->api_version;
+  dst[1] = &it->kind;
+  dst[2] = &it->ns;
+  dst[3] = &it->name;
+  dst[4] = &it->uid;
+  dst[5] = &it->rv;
+  dst[6] = &it->type;
+  dst[7] = &it->reason;
+  dst[8] = &it->message;
+  cur = (char *)(it + 1);
+  for (i = 0; i < EV_ITEM_STRINGS; i++) {
+    *dst[i] = memcpy(cur, f[i], len[i]);
+    cur += len[i];
+  }
+  return it;
+}
+
 int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
                     const char *type, const char *reason, const char *fmt,
                     ...)
 {
   struct ev_item *it;
   char msg[CCM_EVENTS_MESSAGE_MAX + 1];
+  const char *f[EV_ITEM_STRINGS] = {
+      obj->api_version, obj->kind, obj->ns, obj->name, obj->uid,
+      obj->resource_version, type != NULL ? type : "Normal", reason, msg};
   va_list ap;
 
   va_start(ap, fmt);
   log_vformat(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  it = mem_calloc(1, sizeof *it);
+  it = ev_item_new(f);
   if (it == NULL)
     return -1;
-  it->api_version = ev_dup(obj->api_version);
-  it->kind = ev_dup(obj->kind);
-  it->ns = ev_dup(obj->ns);
-  it->name = ev_dup(obj->name);
-  it->uid = ev_dup(obj->uid);
-  it->rv = ev_dup(obj->resource_version);
-  it->type = ev_dup(type != NULL ? type : "Normal");
-  it->reason = ev_dup(reason);
-  it->message = ev_dup(msg);
-  if (it->api_version == NULL || it->kind == NULL || it->ns == NULL ||
-      it->name == NULL || it->uid == NULL || it->rv == NULL ||
-      it->type == NULL || it->reason == NULL || it->message == NULL) {
-    ev_item_free(it);
-    return -1;
-  }
   ev_now(it);
   pthread_mutex_lock(&e->lock);
   if (e->queued >= e->queue_max || e->stop) {

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "double.h"
 #include "kube/events.h"
@@ -36,6 +37,31 @@ static int teardown(void **state)
   kube_client_free(kc);
   kdouble_stop(&d);
   return 0;
+}
+
+/* An Event timestamp: RFC 3339 in UTC to the second, within a minute of
+ * now (the fields are checked one by one against gmtime). */
+static void assert_event_time(const cJSON *ev, const char *field)
+{
+  const cJSON *v = cJSON_GetObjectItem(ev, field);
+  time_t now = time(NULL);
+  int y, mo, dd, h, mi, se, n = 0;
+  struct tm tm;
+  bool near = false;
+  time_t t;
+
+  assert_true(cJSON_IsString(v));
+  assert_int_equal(strlen(v->valuestring), 20);
+  assert_int_equal(sscanf(v->valuestring, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y,
+                          &mo, &dd, &h, &mi, &se, &n), 6);
+  assert_int_equal(n, 20);
+  for (t = now - 60; t <= now + 1 && !near; t++) {
+    gmtime_r(&t, &tm);
+    near = tm.tm_year + 1900 == y && tm.tm_mon + 1 == mo &&
+           tm.tm_mday == dd && tm.tm_hour == h && tm.tm_min == mi &&
+           tm.tm_sec == se;
+  }
+  assert_true(near);
 }
 
 /* Events in ns about object name with reason. */
@@ -92,8 +118,8 @@ static void test_aggregate_ten(void **state)
   assert_string_equal(cJSON_GetObjectItem(ev, "message")->valuestring,
                       "Ensuring load balancer");
   assert_string_equal(cJSON_GetObjectItem(ev, "type")->valuestring, "Normal");
-  assert_non_null(cJSON_GetObjectItem(ev, "firstTimestamp"));
-  assert_non_null(cJSON_GetObjectItem(ev, "lastTimestamp"));
+  assert_event_time(ev, "firstTimestamp");
+  assert_event_time(ev, "lastTimestamp");
   assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "source"),
                                           "component")->valuestring,
                       "service-controller");
