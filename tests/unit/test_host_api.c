@@ -573,6 +573,7 @@ static void test_call_context(void **state)
   struct ccm_call a, b;
   int64_t rem;
   char *msg;
+  int i;
 
   (void)state;
   call_init(&a, 0);
@@ -585,6 +586,14 @@ static void test_call_context(void **state)
   assert_true(api->call_remaining_ms(&b) < 0);
 
   assert_int_equal(strlen(api->call_request_id(&a)), 36);
+  for (i = 0; i < 36; i++) {
+    char ch = api->call_request_id(&a)[i];
+
+    if (i == 8 || i == 13 || i == 18 || i == 23)
+      assert_int_equal(ch, '-');
+    else
+      assert_non_null(strchr("0123456789abcdef", ch));
+  }
   assert_string_not_equal(api->call_request_id(&a), api->call_request_id(&b));
 
   assert_false(api->call_cancelled(&a));
