@@ -166,19 +166,16 @@ static bool svc_record_patch(const struct obj_service *s,
 
   if (r->uid == NULL)
     return false;
-  jsonw_raw(w, "{\"metadata\":{\"uid\":");
-  jsonw_str(w, r->uid);
+  jsonw_pair(w, "{\"metadata\":{\"uid\":", r->uid);
   if (r->inputs != NULL) {
-    jsonw_raw(w, ",\"annotations\":{");
-    jsonw_key(w, CCM_SVC_INPUTS_ANNOTATION);
-    jsonw_str(w, r->inputs);
+    jsonw_pair(w, ",\"annotations\":{\"" CCM_SVC_INPUTS_ANNOTATION "\":",
+               r->inputs);
     jsonw_raw(w, "}}}");
     return jsonw_ok(w);
   }
   if (s->meta.resource_version == NULL)
     return false;
-  jsonw_raw(w, ",\"resourceVersion\":");
-  jsonw_str(w, s->meta.resource_version);
+  jsonw_pair(w, ",\"resourceVersion\":", s->meta.resource_version);
   jsonw_raw(w, ",\"finalizers\":[");
   for (i = 0; i < s->n_finalizers; i++) {
     if (strcmp(s->finalizers[i], CCM_SVC_FINALIZER) == 0)
@@ -192,19 +189,13 @@ static bool svc_record_patch(const struct obj_service *s,
     w->p[--w->len] = '\0';
   jsonw_raw(w, "]");
   if (!r->remove) {
-    jsonw_raw(w, ",\"annotations\":{");
-    jsonw_key(w, CCM_SVC_NAME_ANNOTATION);
-    jsonw_str(w, r->lb_name);
-    if (r->lb_class != NULL) {
-      jsonw_raw(w, ",");
-      jsonw_key(w, CCM_SVC_CLASS_ANNOTATION);
-      jsonw_str(w, r->lb_class);
-    }
-    if (r->drop_inputs) {
-      jsonw_raw(w, ",");
-      jsonw_key(w, CCM_SVC_INPUTS_ANNOTATION);
-      jsonw_raw(w, "null");
-    }
+    /* Our annotation keys are constants that need no escaping. */
+    jsonw_pair(w, ",\"annotations\":{\"" CCM_SVC_NAME_ANNOTATION "\":",
+               r->lb_name);
+    if (r->lb_class != NULL)
+      jsonw_pair(w, ",\"" CCM_SVC_CLASS_ANNOTATION "\":", r->lb_class);
+    if (r->drop_inputs)
+      jsonw_raw(w, ",\"" CCM_SVC_INPUTS_ANNOTATION "\":null");
     jsonw_raw(w, "}");
   }
   jsonw_raw(w, "}}");
@@ -290,14 +281,12 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
 
     jsonw_raw(&w, i == 0 ? "[" : ",");
     if (st->items[i].ip != NULL) {
-      jsonw_raw(&w, "{\"ip\":");
-      jsonw_str(&w, st->items[i].ip);
+      jsonw_pair(&w, "{\"ip\":", st->items[i].ip);
       sep = ",";
     }
     if (st->items[i].hostname != NULL) {
       jsonw_raw(&w, sep);
-      jsonw_raw(&w, "\"hostname\":");
-      jsonw_str(&w, st->items[i].hostname);
+      jsonw_pair(&w, "\"hostname\":", st->items[i].hostname);
       sep = ",";
     }
     jsonw_raw(&w, sep[0] == '{' ? "{}" : "}");

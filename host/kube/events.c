@@ -13,8 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
+#include "kube/jsonw.h"
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -271,63 +270,58 @@ static const char *ev_ns(const struct ev_item *it)
   return it->ns[0] != '\0' ? it->ns : "default";
 }
 
-static cJSON *ev_body(const struct kube_events *e, const struct ev_item *it,
-                      const char *name, long count, const char *first_ts)
+/* The Event as JSON text: written directly, since the sender builds one or
+ * two per reconcile. Optional fields are left out when empty. */
+static bool ev_body(const struct kube_events *e, const struct ev_item *it,
+                    const char *name, long count, const char *first_ts,
+                    struct jsonw *w)
 {
-  cJSON *o = cJSON_CreateObject(), *meta, *inv, *src;
-  bool ok;
+  char num[24];
 
-  meta = cJSON_AddObjectToObject(o, "metadata");
-  inv = cJSON_AddObjectToObject(o, "involvedObject");
-  src = cJSON_AddObjectToObject(o, "source");
-  ok = meta != NULL && inv != NULL && src != NULL &&
-       cJSON_AddStringToObject(o, "apiVersion", "v1") != NULL &&
-       cJSON_AddStringToObject(o, "kind", "Event") != NULL &&
-       cJSON_AddStringToObject(meta, "name", name) != NULL &&
-       cJSON_AddStringToObject(meta, "namespace", ev_ns(it)) != NULL &&
-       cJSON_AddStringToObject(inv, "kind", it->kind) != NULL &&
-       cJSON_AddStringToObject(inv, "name", it->name) != NULL &&
-       cJSON_AddStringToObject(inv, "apiVersion", it->api_version) != NULL &&
-       cJSON_AddStringToObject(o, "reason", it->reason) != NULL &&
-       cJSON_AddStringToObject(o, "message", it->message) != NULL &&
-       cJSON_AddStringToObject(o, "type", it->type) != NULL &&
-       cJSON_AddStringToObject(src, "component", e->component) != NULL &&
-       cJSON_AddStringToObject(o, "firstTimestamp", first_ts) != NULL &&
-       cJSON_AddStringToObject(o, "lastTimestamp", it->ts) != NULL &&
-       cJSON_AddNumberToObject(o, "count", (double)count) != NULL &&
-       cJSON_AddStringToObject(o, "reportingComponent", e->component) !=
-           NULL &&
-       cJSON_AddStringToObject(o, "reportingInstance", e->host) != NULL;
-  if (ok && it->ns[0] != '\0')
-    ok = cJSON_AddStringToObject(inv, "namespace", it->ns) != NULL;
-  if (ok && it->uid[0] != '\0')
-    ok = cJSON_AddStringToObject(inv, "uid", it->uid) != NULL;
-  if (ok && it->rv[0] != '\0')
-    ok = cJSON_AddStringToObject(inv, "resourceVersion", it->rv) != NULL;
-  if (ok && e->host[0] != '\0')
-    ok = cJSON_AddStringToObject(src, "host", e->host) != NULL;
-  if (!ok) {
-    cJSON_Delete(o);
-    return NULL;
-  }
-  return o;
+  jsonw_pair(w, "{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{"
+                "\"name\":", name);
+  jsonw_pair(w, ",\"namespace\":", ev_ns(it));
+  jsonw_pair(w, "},\"involvedObject\":{\"kind\":", it->kind);
+  jsonw_pair(w, ",\"name\":", it->name);
+  jsonw_pair(w, ",\"apiVersion\":", it->api_version);
+  if (it->ns[0] != '\0')
+    jsonw_pair(w, ",\"namespace\":", it->ns);
+  if (it->uid[0] != '\0')
+    jsonw_pair(w, ",\"uid\":", it->uid);
+  if (it->rv[0] != '\0')
+    jsonw_pair(w, ",\"resourceVersion\":", it->rv);
+  jsonw_pair(w, "},\"reason\":", it->reason);
+  jsonw_pair(w, ",\"message\":", it->message);
+  jsonw_pair(w, ",\"type\":", it->type);
+  jsonw_pair(w, ",\"source\":{\"component\":", e->component);
+  if (e->host[0] != '\0')
+    jsonw_pair(w, ",\"host\":", e->host);
+  jsonw_pair(w, "},\"firstTimestamp\":", first_ts);
+  jsonw_pair(w, ",\"lastTimestamp\":", it->ts);
+  snprintf(num, sizeof num, ",\"count\":%ld", count);
+  jsonw_raw(w, num);
+  jsonw_pair(w, ",\"reportingComponent\":", e->component);
+  jsonw_pair(w, ",\"reportingInstance\":", e->host);
+  jsonw_raw(w, "}");
+  return jsonw_ok(w);
 }
 
 static int ev_create(struct kube_events *e, const struct ev_item *it,
                      const char *name, long count, const char *first_ts)
 {
-  char path[512], msg[256];
-  cJSON *body;
-  int st;
+  char path[512], msg[256], buf[2048];
+  struct jsonw w;
+  int st = KUBE_ERROR;
 
   if (kube_path(path, sizeof path, "/api/v1", "events", ev_ns(it), NULL,
                 NULL) != 0)
     return KUBE_ERROR;
-  body = ev_body(e, it, name, count, first_ts);
-  if (body == NULL)
-    return KUBE_ERROR;
-  st = kube_create(e->client, path, body, NULL, msg, sizeof msg);
-  cJSON_Delete(body);
+  jsonw_init(&w, buf, sizeof buf);
+  if (ev_body(e, it, name, count, first_ts, &w))
+    st = kube_create_text(e->client, path, w.p, w.len, msg, sizeof msg);
+  else
+    snprintf(msg, sizeof msg, "out of memory");
+  jsonw_free(&w);
   if (st != KUBE_OK)
     log_msg(CCM_LOG_DEBUG, CCM_EVENTS_LOG, "create event %s/%s: %s",
             ev_ns(it), name, msg);
@@ -337,23 +331,26 @@ static int ev_create(struct kube_events *e, const struct ev_item *it,
 static int ev_patch(struct kube_events *e, const struct ev_item *it,
                     const char *ns, const char *name, long count)
 {
-  char path[512], msg[256];
-  cJSON *p = cJSON_CreateObject();
+  char path[512], msg[256], buf[1024], num[32];
+  struct jsonw w;
   int st = KUBE_ERROR;
 
-  (void)e;
-  if (p == NULL ||
-      cJSON_AddNumberToObject(p, "count", (double)count) == NULL ||
-      cJSON_AddStringToObject(p, "lastTimestamp", it->ts) == NULL ||
-      cJSON_AddStringToObject(p, "message", it->message) == NULL ||
-      kube_path(path, sizeof path, "/api/v1", "events", ns, name, NULL) != 0)
-    goto done;
-  st = kube_patch_merge(e->client, path, p, NULL, msg, sizeof msg);
+  if (kube_path(path, sizeof path, "/api/v1", "events", ns, name, NULL) != 0)
+    return KUBE_ERROR;
+  jsonw_init(&w, buf, sizeof buf);
+  snprintf(num, sizeof num, "{\"count\":%ld,\"lastTimestamp\":", count);
+  jsonw_raw(&w, num);
+  jsonw_str(&w, it->ts);
+  jsonw_pair(&w, ",\"message\":", it->message);
+  jsonw_raw(&w, "}");
+  if (jsonw_ok(&w))
+    st = kube_patch_merge_text(e->client, path, w.p, w.len, msg, sizeof msg);
+  else
+    snprintf(msg, sizeof msg, "out of memory");
+  jsonw_free(&w);
   if (st != KUBE_OK && st != KUBE_NOT_FOUND)
     log_msg(CCM_LOG_DEBUG, CCM_EVENTS_LOG, "patch event %s/%s: %s", ns,
             name, msg);
-done:
-  cJSON_Delete(p);
   return st;
 }
 

@@ -100,10 +100,10 @@ void jsonw_str(struct jsonw *w, const char *s)
   jw_append(w, "\"", 1);
 }
 
-void jsonw_key(struct jsonw *w, const char *key)
+void jsonw_pair(struct jsonw *w, const char *lead, const char *s)
 {
-  jsonw_str(w, key);
-  jw_append(w, ":", 1);
+  jsonw_raw(w, lead);
+  jsonw_str(w, s);
 }
 
 bool jsonw_ok(const struct jsonw *w)

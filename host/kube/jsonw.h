@@ -23,8 +23,8 @@ void jsonw_init(struct jsonw *w, char *buf, size_t cap);
 void jsonw_raw(struct jsonw *w, const char *text);
 /* s as a JSON string, quoted and escaped; NULL writes null. */
 void jsonw_str(struct jsonw *w, const char *s);
-/* "key": with key escaped. */
-void jsonw_key(struct jsonw *w, const char *key);
+/* lead as is, then s as a JSON string: jsonw_pair(w, ",\"name\":", name). */
+void jsonw_pair(struct jsonw *w, const char *lead, const char *s);
 /* False after an allocation failed; the text is then incomplete. */
 bool jsonw_ok(const struct jsonw *w);
 void jsonw_free(struct jsonw *w);

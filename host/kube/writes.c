@@ -103,6 +103,13 @@ int kube_create(struct kube_client *c, const char *collection,
                msglen);
 }
 
+int kube_create_text(struct kube_client *c, const char *collection,
+                     const char *obj, size_t len, char *msg, size_t msglen)
+{
+  return wr_send(c, "POST", collection, "application/json", obj, len, NULL,
+                 msg, msglen);
+}
+
 int kube_update(struct kube_client *c, const char *path, const cJSON *obj,
                 cJSON **out, char *msg, size_t msglen)
 {

@@ -30,6 +30,9 @@ int kube_get(struct kube_client *c, const char *path, cJSON **out,
              char *msg, size_t msglen);
 int kube_create(struct kube_client *c, const char *collection,
                 const cJSON *obj, cJSON **out, char *msg, size_t msglen);
+/* POST of JSON text (see kube/jsonw.h), for hot paths that need no reply. */
+int kube_create_text(struct kube_client *c, const char *collection,
+                     const char *obj, size_t len, char *msg, size_t msglen);
 /* PUT: obj carries metadata.resourceVersion for optimistic concurrency. */
 int kube_update(struct kube_client *c, const char *path, const cJSON *obj,
                 cJSON **out, char *msg, size_t msglen);

@@ -125,6 +125,24 @@ static void test_aggregate_ten(void **state)
                       "service-controller");
   assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(ev,
                       "involvedObject"), "uid")->valuestring, svc.uid);
+  {
+    const cJSON *inv = cJSON_GetObjectItem(ev, "involvedObject");
+    const cJSON *src = cJSON_GetObjectItem(ev, "source");
+
+    assert_string_equal(cJSON_GetObjectItem(inv, "kind")->valuestring,
+                        "Service");
+    assert_string_equal(cJSON_GetObjectItem(inv, "apiVersion")->valuestring,
+                        "v1");
+    assert_string_equal(cJSON_GetObjectItem(inv, "namespace")->valuestring,
+                        "default");
+    assert_string_equal(cJSON_GetObjectItem(src, "host")->valuestring,
+                        "node-a");
+    assert_string_equal(
+        cJSON_GetObjectItem(ev, "reportingComponent")->valuestring,
+        "service-controller");
+    assert_string_equal(
+        cJSON_GetObjectItem(ev, "reportingInstance")->valuestring, "node-a");
+  }
   cJSON_Delete(ev);
 
   /* A different message is a different Event. */

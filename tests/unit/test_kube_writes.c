@@ -50,10 +50,9 @@ static void test_jsonw(void **state)
   (void)state;
   jsonw_init(&w, small, sizeof small);
   jsonw_raw(&w, "{");
-  jsonw_key(&w, "k\"");
-  jsonw_str(&w, strs[2]);
-  jsonw_raw(&w, ",\"n\":");
-  jsonw_str(&w, NULL);
+  jsonw_str(&w, "k\"");
+  jsonw_pair(&w, ":", strs[2]);
+  jsonw_pair(&w, ",\"n\":", NULL);
   jsonw_raw(&w, "}");
   assert_true(jsonw_ok(&w));
   assert_string_equal(w.p,
