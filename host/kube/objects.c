@@ -17,7 +17,23 @@
 
 /* Pass 1 (base == NULL) only counts bytes; pass 2 fills one allocation of
  * exactly that size. Both passes run the same code over the same input, so
- * they reach the same size. */
+ * they reach the same size, and make the same member lookups and string
+ * copies in the same order: pass 1 records their results on tapes and
+ * pass 2 replays them instead of searching and validating again. */
+#define AR_TAPE 192 /* lookups and copies taped; the rest are redone */
+
+struct ar_copy_rec {
+  size_t fixed_len; /* length after UTF-8 repair */
+  bool valid;       /* no repair needed */
+};
+
+struct ar_tapes {
+  const cJSON *got[AR_TAPE];
+  struct ar_copy_rec copied[AR_TAPE];
+  size_t n_got, n_copied;     /* recorded in pass 1 */
+  size_t pos_got, pos_copied; /* replayed in pass 2 */
+};
+
 struct arena {
   char *base;
   size_t used;
@@ -25,6 +41,7 @@ struct arena {
   int status;
   char *err;
   size_t errlen;
+  struct ar_tapes *tapes; /* NULL: no recording or replay */
 };
 
 static void ar_fail(struct arena *a, const char *path, const char *why)
@@ -58,6 +75,25 @@ static void *ar_alloc(struct arena *a, size_t size, size_t align)
   return a->base + off;
 }
 
+/* obj_utf8_fixed_len, taped in pass 1 and replayed in pass 2. */
+static size_t ar_utf8_len(struct arena *a, const char *s, size_t len,
+                          bool *valid)
+{
+  struct ar_tapes *t = a->tapes;
+  size_t fixed;
+
+  if (t != NULL && a->base != NULL && t->pos_copied < t->n_copied) {
+    *valid = t->copied[t->pos_copied].valid;
+    return t->copied[t->pos_copied++].fixed_len;
+  }
+  fixed = obj_utf8_fixed_len(s, len, valid);
+  if (t != NULL && a->base == NULL && t->n_copied < AR_TAPE) {
+    t->copied[t->n_copied].fixed_len = fixed;
+    t->copied[t->n_copied++].valid = *valid;
+  }
+  return fixed;
+}
+
 /* Copy a string into the arena, repairing invalid UTF-8. */
 static const char *ar_copy(struct arena *a, const char *s, size_t len,
                            const char *path)
@@ -70,7 +106,7 @@ static const char *ar_copy(struct arena *a, const char *s, size_t len,
     ar_fail(a, path, "string longer than 64 KiB");
     return NULL;
   }
-  fixed = obj_utf8_fixed_len(s, len, &valid);
+  fixed = ar_utf8_len(a, s, len, &valid);
   dst = ar_alloc(a, fixed + 1, 1);
   if (dst == NULL)
     return NULL;
@@ -239,8 +275,8 @@ static bool jt_ok(const cJSON *v, enum jt t)
 
 /* The member name of obj, or NULL when absent or JSON null; a member of
  * the wrong type fails the object. */
-static const cJSON *get(struct arena *a, const cJSON *obj, const char *name,
-                        enum jt t, const char *path)
+static const cJSON *get_live(struct arena *a, const cJSON *obj,
+                             const char *name, enum jt t, const char *path)
 {
   const cJSON *v;
 
@@ -253,6 +289,22 @@ static const cJSON *get(struct arena *a, const cJSON *obj, const char *name,
     ar_fail(a, path, "wrong type");
     return NULL;
   }
+  return v;
+}
+
+/* get_live, taped in pass 1 and replayed in pass 2 (a wrong type fails
+ * pass 1, so a replayed member always has the right type). */
+static const cJSON *get(struct arena *a, const cJSON *obj, const char *name,
+                        enum jt t, const char *path)
+{
+  struct ar_tapes *tp = a->tapes;
+  const cJSON *v;
+
+  if (tp != NULL && a->base != NULL && tp->pos_got < tp->n_got)
+    return tp->got[tp->pos_got++];
+  v = get_live(a, obj, name, t, path);
+  if (tp != NULL && a->base == NULL && tp->n_got < AR_TAPE)
+    tp->got[tp->n_got++] = v;
   return v;
 }
 
@@ -798,7 +850,9 @@ static void decode_pass(struct arena *a, enum obj_kind kind, const cJSON *item,
 int obj_decode(enum obj_kind kind, const cJSON *item, struct obj_meta **out,
                char *err, size_t errlen)
 {
-  struct arena a = {.status = OBJ_OK, .err = err, .errlen = errlen};
+  struct ar_tapes tapes;
+  struct arena a = {.status = OBJ_OK, .err = err, .errlen = errlen,
+                    .tapes = &tapes};
   struct obj_meta *obj = NULL;
   size_t size;
 
@@ -813,6 +867,8 @@ int obj_decode(enum obj_kind kind, const cJSON *item, struct obj_meta **out,
     ar_fail(&a, "object", "not a JSON object");
     return a.status;
   }
+  tapes.n_got = tapes.n_copied = 0;
+  tapes.pos_got = tapes.pos_copied = 0;
   decode_pass(&a, kind, item, &obj);
   if (a.status != OBJ_OK)
     return a.status;

@@ -394,6 +394,50 @@ static void test_invalid_utf8(void **state)
   assert_true(valid);
 }
 
+/* More member lookups and string copies than the decoder tapes (its
+ * second pass replays the first's up to a limit, then looks up again):
+ * every port, and the repaired strings among them, must come out right. */
+static void test_past_the_tape(void **state)
+{
+  enum { N = 300 };
+  size_t cap = 64 * N + 256, len = 0;
+  char *j = malloc(cap);
+  struct obj_meta *m;
+  const struct obj_service *s;
+  char want[32];
+  int i;
+
+  (void)state;
+  assert_non_null(j);
+  len += (size_t)snprintf(j + len, cap - len,
+                          "{\"metadata\":{\"name\":\"many\",\"namespace\":"
+                          "\"d\"},\"spec\":{\"type\":\"LoadBalancer\","
+                          "\"ports\":[");
+  for (i = 0; i < N; i++)
+    len += (size_t)snprintf(j + len, cap - len,
+                            "%s{\"name\":\"p%d%s\",\"port\":%d,"
+                            "\"nodePort\":%d,\"targetPort\":%d}",
+                            i ? "," : "", i, i % 7 == 0 ? "\xff" : "",
+                            1 + i, 30000 + i, 8000 + i);
+  snprintf(j + len, cap - len, "]},\"status\":{\"loadBalancer\":{"
+           "\"ingress\":[{\"ip\":\"1.2.3.4\"}]}}}");
+  m = decode_ok(OBJ_KIND_SERVICE, j);
+  s = obj_as_service(m);
+  assert_int_equal(s->n_ports, N);
+  for (i = 0; i < N; i++) {
+    snprintf(want, sizeof want, "p%d%s", i, i % 7 == 0 ? "\xef\xbf\xbd" : "");
+    assert_string_equal(s->ports[i].name, want);
+    assert_int_equal(s->ports[i].port, 1 + i);
+    assert_int_equal(s->ports[i].node_port, 30000 + i);
+    snprintf(want, sizeof want, "%d", 8000 + i);
+    assert_string_equal(s->ports[i].target_port, want);
+  }
+  assert_int_equal(s->n_ingress, 1);
+  assert_string_equal(s->ingress[0].ip, "1.2.3.4");
+  obj_unref(m);
+  free(j);
+}
+
 static void test_time(void **state)
 {
   int64_t t = 0;
@@ -462,6 +506,7 @@ int main(void)
       cmocka_unit_test(test_huge_strings),
       cmocka_unit_test(test_object_cap),
       cmocka_unit_test(test_invalid_utf8),
+      cmocka_unit_test(test_past_the_tape),
       cmocka_unit_test(test_time),
       cmocka_unit_test(test_known_keys),
       cmocka_unit_test(test_alloc_failure),
