@@ -68,16 +68,14 @@ int svc_policy_inputs(struct svc_ctrl *c, const struct obj_service *s,
   struct policy_ctx ctx;
   int rc;
 
-  if (c->env.policy == NULL)
-    return SVC_POLICY_OK;
-  memset(&pe, 0, sizeof(pe));
+  if (c->env.policy == NULL || !policy_defines_lb_inputs(c->env.policy))
+    return SVC_POLICY_OK; /* no options, no tags */
   svc_policy_ctx(c, lb_class, ref, &ctx);
   rc = policy_lb_options(c->env.policy, s, &ctx, &in->opts, &pe);
   if (rc == POLICY_ELSEWHERE)
     return SVC_POLICY_ELSEWHERE;
   if (rc != POLICY_OK && rc != POLICY_DEFAULT)
     return svc_policy_fail(rc, &pe, r);
-  memset(&pe, 0, sizeof(pe));
   rc = policy_resource_tags(c->env.policy, s, &ctx, &in->tags, &pe);
   if (rc != POLICY_OK && rc != POLICY_DEFAULT)
     return svc_policy_fail(rc, &pe, r);
@@ -105,11 +103,10 @@ int svc_policy_backends(struct svc_ctrl *c, const struct obj_service *s,
   int rc = SVC_POLICY_FAILED;
 
   *out = NULL;
-  if (c->env.policy == NULL) {
-    *out = svc_nodes_ref(all);
+  if (c->env.policy == NULL || !policy_defines_backend_nodes(c->env.policy)) {
+    *out = svc_nodes_ref(all); /* all kept: share the snapshot */
     return SVC_POLICY_OK;
   }
-  memset(&pe, 0, sizeof(pe));
   nodes = mem_calloc(n ? n : 1, sizeof(*nodes));
   keep = mem_calloc(n ? n : 1, sizeof(*keep));
   if (nodes == NULL || keep == NULL) {

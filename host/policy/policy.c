@@ -603,6 +603,26 @@ done:
 
 /* ---- public hooks ----------------------------------------------------- */
 
+/* True also when the thread's slot cannot be made: the hook call then
+ * reports that error. */
+static bool policy_defines(struct policy_engine *pe, unsigned mask)
+{
+  struct policy_slot *slot = policy_slot_get(pe);
+
+  return slot == NULL || (slot->set->mask & mask) != 0;
+}
+
+bool policy_defines_lb_inputs(struct policy_engine *pe)
+{
+  return policy_defines(pe, (1u << POLICY_HOOK_OPTIONS) |
+                                (1u << POLICY_HOOK_TAGS));
+}
+
+bool policy_defines_backend_nodes(struct policy_engine *pe)
+{
+  return policy_defines(pe, 1u << POLICY_HOOK_BACKENDS);
+}
+
 static int policy_default_lb_name(const struct obj_service *svc,
                                   const struct policy_ctx *ctx, char *name,
                                   size_t cap, struct policy_error *err)

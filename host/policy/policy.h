@@ -122,6 +122,12 @@ int policy_lb_options(struct policy_engine *pe, const struct obj_service *svc,
                       struct policy_options **out, struct policy_error *err);
 void policy_options_free(struct policy_options *opts);
 
+/* Whether the loaded policies define the load-balancer input hooks
+ * (options or tags) and the backend node hook: when not, the calls return
+ * the default and the caller may skip preparing their arguments. */
+bool policy_defines_lb_inputs(struct policy_engine *pe);
+bool policy_defines_backend_nodes(struct policy_engine *pe);
+
 /* keep[i] says whether nodes[i] stays a backend (default: all kept, as
  * the caller already applied upstream's predicates). */
 int policy_backend_nodes(struct policy_engine *pe,

@@ -105,6 +105,8 @@ static void test_defaults_without_policy(void **state)
   bool keep[1] = {false};
 
   (void)state;
+  assert_false(policy_defines_lb_inputs(pe));
+  assert_false(policy_defines_backend_nodes(pe));
   lb_name_is(pe, svc, &ctx, POLICY_DEFAULT,
              "a1111111122223333444455555555555", NULL);
   assert_int_equal(policy_lb_options(pe, obj_as_service(svc), &ctx, &opts,
@@ -666,6 +668,37 @@ static void test_reload_failure_keeps_old(void **state)
   tp_dir_remove(&d);
 }
 
+/* What the engine says it defines follows reloads, and asking needs no
+ * Lua state. */
+static void test_defines_follow_reload(void **state)
+{
+  struct tp_dir d;
+  const char *files[1];
+  struct policy_engine *pe;
+  struct policy_stats st;
+  char e[512];
+
+  (void)state;
+  pe = engine_one(&d, "p.lua", "return { load_balancer_name = "
+                               "function() return 'n' end }\n");
+  assert_false(policy_defines_lb_inputs(pe));
+  assert_false(policy_defines_backend_nodes(pe));
+  files[0] = tp_write(&d, "p.lua", "return { backend_nodes = "
+                                   "function(s, nodes) return nodes end }\n");
+  assert_int_equal(policy_engine_reload(pe, files, 1, e, sizeof e), 0);
+  assert_false(policy_defines_lb_inputs(pe));
+  assert_true(policy_defines_backend_nodes(pe));
+  files[0] = tp_write(&d, "p.lua", "return { resource_tags = "
+                                   "function() return { a = 'b' } end }\n");
+  assert_int_equal(policy_engine_reload(pe, files, 1, e, sizeof e), 0);
+  assert_true(policy_defines_lb_inputs(pe));
+  assert_false(policy_defines_backend_nodes(pe));
+  policy_engine_stats(pe, &st);
+  assert_int_equal(st.states, 0);
+  policy_engine_free(pe);
+  tp_dir_remove(&d);
+}
+
 static void test_watch_reloads(void **state)
 {
   struct tp_dir d;
@@ -870,6 +903,7 @@ int main(void)
       cmocka_unit_test(test_name_rules),
       cmocka_unit_test(test_ccm_helpers),
       cmocka_unit_test(test_reload_failure_keeps_old),
+      cmocka_unit_test(test_defines_follow_reload),
       cmocka_unit_test(test_watch_reloads),
       cmocka_unit_test(test_caches_follow_inputs),
       cmocka_unit_test(test_lazy_service_fields),
