@@ -21,12 +21,16 @@ void svc_event(struct svc_ctrl *c, const struct obj_service *s,
                const char *type, const char *reason, const char *fmt, ...)
 {
   struct kube_object_ref ref;
-  char msg[CCM_EVENTS_MESSAGE_MAX];
+  char buf[CCM_EVENTS_MESSAGE_MAX];
+  const char *msg = fmt;
   va_list ap;
 
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
+  if (strchr(fmt, '%') != NULL) { /* most messages are constant */
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    msg = buf;
+  }
   log_msg(strcmp(type, "Warning") == 0 ? CCM_LOG_WARN : CCM_LOG_DEBUG,
           "service", "%s/%s: %s: %s", s->meta.ns ? s->meta.ns : "",
           s->meta.name ? s->meta.name : "", reason, msg);
@@ -39,7 +43,7 @@ void svc_event(struct svc_ctrl *c, const struct obj_service *s,
   ref.name = s->meta.name;
   ref.uid = s->meta.uid;
   ref.resource_version = s->meta.resource_version;
-  kube_event_emit(c->env.events, &ref, type, reason, "%s", msg);
+  kube_event_emit_text(c->env.events, &ref, type, reason, msg);
 }
 
 static int svc_path(const struct obj_service *s, char *buf, size_t cap)

@@ -593,21 +593,15 @@ static struct ev_item *ev_item_new(const char *f[EV_ITEM_STRINGS])
   return it;
 }
 
-int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
-                    const char *type, const char *reason, const char *fmt,
-                    ...)
+/* Queue an Event whose message is ready (redacted and cut). */
+static int ev_emit(struct kube_events *e, const struct kube_object_ref *obj,
+                   const char *type, const char *reason, const char *msg)
 {
-  struct ev_item *it;
-  char msg[CCM_EVENTS_MESSAGE_MAX + 1];
   const char *f[EV_ITEM_STRINGS] = {
       obj->api_version, obj->kind, obj->ns, obj->name, obj->uid,
       obj->resource_version, type != NULL ? type : "Normal", reason, msg};
-  va_list ap;
+  struct ev_item *it = ev_item_new(f);
 
-  va_start(ap, fmt);
-  log_vformat(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  it = ev_item_new(f);
   if (it == NULL)
     return -1;
   ev_now(it);
@@ -630,6 +624,29 @@ int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
     pthread_cond_signal(&e->cond);
   pthread_mutex_unlock(&e->lock);
   return 0;
+}
+
+int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
+                    const char *type, const char *reason, const char *fmt,
+                    ...)
+{
+  char msg[CCM_EVENTS_MESSAGE_MAX + 1];
+  va_list ap;
+
+  va_start(ap, fmt);
+  log_vformat(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return ev_emit(e, obj, type, reason, msg);
+}
+
+int kube_event_emit_text(struct kube_events *e,
+                         const struct kube_object_ref *obj, const char *type,
+                         const char *reason, const char *text)
+{
+  char msg[CCM_EVENTS_MESSAGE_MAX + 1];
+
+  log_copy_redacted(msg, sizeof msg, text);
+  return ev_emit(e, obj, type, reason, msg);
 }
 
 void kube_events_flush(struct kube_events *e)

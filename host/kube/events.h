@@ -71,6 +71,12 @@ int kube_event_emit(struct kube_events *e, const struct kube_object_ref *obj,
                     const char *type, const char *reason, const char *fmt,
                     ...) CCM_PRINTF(5, 6);
 
+/* The same with a message that needs no formatting (still redacted and
+ * cut). */
+int kube_event_emit_text(struct kube_events *e,
+                         const struct kube_object_ref *obj, const char *type,
+                         const char *reason, const char *text);
+
 /* Wait until every queued Event has been sent (or dropped). */
 void kube_events_flush(struct kube_events *e);
 

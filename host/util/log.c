@@ -270,6 +270,22 @@ void log_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
   log_redact_buf(buf, cap, (size_t)r >= cap);
 }
 
+void log_copy_redacted(char *buf, size_t cap, const char *text)
+{
+  size_t n;
+
+  if (buf == NULL || cap == 0)
+    return;
+  n = strlen(text);
+  if (n >= cap) {
+    memcpy(buf, text, cap - 1);
+    buf[cap - 1] = '\0';
+  } else {
+    memcpy(buf, text, n + 1);
+  }
+  log_redact_buf(buf, cap, n >= cap);
+}
+
 /* ---- lines ------------------------------------------------------------ */
 
 static void log_timestamp(char *out, size_t cap)

@@ -35,6 +35,8 @@ void log_redact(char *buf, size_t cap);
  * by another path than the log (call errors, Events). */
 void log_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     CCM_PRINTF(3, 0);
+/* log_vformat for text that needs no formatting: copy, cut, redact. */
+void log_copy_redacted(char *buf, size_t cap, const char *text);
 /* Drop all secrets (tests and shutdown). */
 void log_secrets_clear(void);
 

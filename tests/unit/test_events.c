@@ -139,6 +139,7 @@ static void test_free_with_queue(void **state)
     assert_int_equal(kube_event_emit(e, &a, "Normal", "R",
                                      "%s CANARY-event-secret-1 %d", big, i),
                      0);
+  assert_int_equal(kube_event_emit_text(e, &a, "Normal", "R", big), 0);
   kube_events_free(e); /* drains, joins, frees */
   kube_client_free(c);
   log_secrets_clear();

@@ -217,6 +217,15 @@ static void test_vformat_truncated(void **state)
   assert_non_null(strstr(buf, "error: "));
   vformat(buf, sizeof buf, "ok %d", 7);
   assert_string_equal(buf, "ok 7");
+
+  /* The same for text copied without a format. */
+  log_copy_redacted(buf, sizeof buf, "error: " CANARY "!");
+  assert_null(strstr(buf, "CANA"));
+  assert_non_null(strstr(buf, "error: "));
+  log_copy_redacted(buf, sizeof buf, "100% done");
+  assert_string_equal(buf, "100% done");
+  log_copy_redacted(buf, 5, "abcdefgh");
+  assert_string_equal(buf, "abcd");
 }
 
 static void test_control_chars_flattened(void **state)
