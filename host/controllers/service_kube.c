@@ -166,6 +166,7 @@ static int svc_mutate(cJSON *obj, void *ud)
 static bool svc_record_patch(const struct obj_service *s,
                              const struct svc_record *r, struct jsonw *w)
 {
+  const char *sep = "";
   uint16_t i;
 
   if (r->uid == NULL)
@@ -184,13 +185,11 @@ static bool svc_record_patch(const struct obj_service *s,
   for (i = 0; i < s->n_finalizers; i++) {
     if (strcmp(s->finalizers[i], CCM_SVC_FINALIZER) == 0)
       continue;
-    jsonw_str(w, s->finalizers[i]);
-    jsonw_raw(w, ",");
+    jsonw_pair(w, sep, s->finalizers[i]);
+    sep = ",";
   }
   if (!r->remove)
-    jsonw_str(w, CCM_SVC_FINALIZER);
-  else if (w->len > 0 && w->p[w->len - 1] == ',')
-    w->p[--w->len] = '\0';
+    jsonw_pair(w, sep, CCM_SVC_FINALIZER);
   jsonw_raw(w, "]");
   if (!r->remove) {
     /* Our annotation keys are constants that need no escaping. */
@@ -281,21 +280,18 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
   if (st == NULL || st->n == 0)
     jsonw_raw(&w, "null");
   for (i = 0; st != NULL && i < st->n; i++) {
-    const char *sep = "{";
+    const char *sep = "";
 
-    jsonw_raw(&w, i == 0 ? "[" : ",");
+    jsonw_raw(&w, i == 0 ? "[{" : ",{");
     if (st->items[i].ip != NULL) {
-      jsonw_pair(&w, "{\"ip\":", st->items[i].ip);
+      jsonw_pair(&w, "\"ip\":", st->items[i].ip);
       sep = ",";
     }
     if (st->items[i].hostname != NULL) {
       jsonw_raw(&w, sep);
       jsonw_pair(&w, "\"hostname\":", st->items[i].hostname);
-      sep = ",";
     }
-    jsonw_raw(&w, sep[0] == '{' ? "{}" : "}");
-    if (i + 1 == st->n)
-      jsonw_raw(&w, "]");
+    jsonw_raw(&w, i + 1 == st->n ? "}]" : "}");
   }
   jsonw_raw(&w, "}}}");
   if (!jsonw_ok(&w)) {

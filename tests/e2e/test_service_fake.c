@@ -1,7 +1,8 @@
 /*
  * test_service_fake.c: e2e tests of the service controller with the fake
  * provider's call log and fault injection: node sync (exclusion label
- * flips call update_hosts, unrelated changes do not), provider errors
+ * flips call update_hosts, unrelated changes do not), an ingress with a
+ * hostname, provider errors
  * (the finalizer stays, retries back off, clearing the error converges)
  * and a failed status write (retried after the backoff, converges).
  * Polls with generous bounds; only lower bounds on time.
@@ -49,6 +50,12 @@ static int setup(void **state)
   return setup_cfg(state, "instances = [\"n1\", \"n2\"];");
 }
 
+static int setup_hostname(void **state)
+{
+  return setup_cfg(state, "instances = [\"n1\", \"n2\"]; "
+                          "ingress_hostname = \"lb-1.example.com\";");
+}
+
 static int setup_ensure_err(void **state)
 {
   return setup_cfg(state, "error = { lb_ensure = \"internal\"; };");
@@ -80,6 +87,13 @@ static bool pred_ready(const cJSON *obj, void *ud)
   (void)ud;
   return has_fin(obj) &&
          e2e_json_str(obj, "status.loadBalancer.ingress.0.ip") != NULL;
+}
+
+static bool pred_ready_hostname(const cJSON *obj, void *ud)
+{
+  const char *h = e2e_json_str(obj, "status.loadBalancer.ingress.0.hostname");
+
+  return pred_ready(obj, ud) && h != NULL && strcmp(h, ud) == 0;
 }
 
 static bool pred_fin(const cJSON *obj, void *ud)
@@ -221,6 +235,23 @@ static void test_node_sync(void **state)
               >= 4);
 }
 
+/* An ingress with an IP and a hostname reaches the status as both, in one
+ * entry. */
+static void test_ingress_hostname(void **state)
+{
+  struct e2e *e = *state;
+  const char *path = "/api/v1/namespaces/" NS "/services/web";
+  cJSON *obj;
+
+  assert_int_equal(e2e_create_service_lb(e, NS, "web", 80, NULL), 0);
+  assert_true(e2e_wait_object(e, path, pred_ready_hostname,
+                              (void *)"lb-1.example.com", WAIT_MS));
+  obj = e2e_get(e, path);
+  assert_non_null(obj);
+  assert_null(e2e_json_at(obj, "status.loadBalancer.ingress.1"));
+  cJSON_Delete(obj);
+}
+
 static void test_ensure_error_backs_off(void **state)
 {
   struct e2e *e = *state;
@@ -313,6 +344,8 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_node_sync, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ingress_hostname, setup_hostname,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_ensure_error_backs_off,
                                     setup_ensure_err, teardown),
     cmocka_unit_test_setup_teardown(test_delete_error_keeps_finalizer,

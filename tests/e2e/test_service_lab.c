@@ -306,6 +306,36 @@ static void test_delete(void **state)
   wait_event(e, "gone", "DeletedLoadBalancer", "Deleted load balancer");
 }
 
+#define KEEP_FIN "example.com/keep"
+
+static bool pred_only_foreign_fin(const cJSON *obj, void *ud)
+{
+  (void)ud;
+  return obj != NULL && !has_fin(obj) && kube_has_finalizer(obj, KEEP_FIN);
+}
+
+/* Someone else's finalizer survives ours being removed: the removal patch
+ * rewrites the list, so it must carry the others. */
+static void test_foreign_finalizer_kept(void **state)
+{
+  struct e2e *e = *state;
+  cJSON *obj = create_ready(e, "fin", 80);
+  char path[256], name[64];
+
+  snprintf(name, sizeof(name), "%s", ann_name(obj));
+  cJSON_Delete(obj);
+  svc_path(path, sizeof(path), "fin");
+  assert_int_equal(e2e_patch_merge(e, path, "{\"metadata\":{\"finalizers\":"
+                                   "[\"" CCM_SVC_FINALIZER "\",\"" KEEP_FIN
+                                   "\"]}}"), 0);
+  assert_int_equal(e2e_delete(e, path), 0);
+  wait_lab(e, name, 0, false);
+  assert_true(e2e_wait_object(e, path, pred_only_foreign_fin, NULL, WAIT_MS));
+  assert_int_equal(e2e_patch_merge(e, path, "{\"metadata\":{\"finalizers\":"
+                                   "null}}"), 0);
+  assert_true(e2e_wait_gone(e, path, WAIT_MS));
+}
+
 static void test_unknown_class_ignored(void **state)
 {
   struct e2e *e = *state;
@@ -375,6 +405,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_update_ports, setup, teardown),
     cmocka_unit_test_setup_teardown(test_type_change, setup, teardown),
     cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_foreign_finalizer_kept, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_unknown_class_ignored, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_recreate_new_uid, setup, teardown),

@@ -10,6 +10,7 @@
  *   error = { lb_get = "throttled"; ... }          injected status per op
  *   fill_on_error = true      lb_get and instance_metadata fill their
  *                             result before returning an injected error
+ *   ingress_hostname = "h"    ingress entries carry this hostname too
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +81,7 @@ struct fake {
   pthread_mutex_t lock;      /* lbs, routes, next_ip, the call log */
   atomic_int in_flight;      /* serial variant: detects overlapping calls */
   char *call_log;
+  char *ingress_hostname;    /* NULL: ingress with an IP only */
   char **instances;
   size_t n_instances;
   int64_t latency_ms[FAKE_OP_COUNT];
@@ -349,7 +351,7 @@ static int fake_add_ingress(struct fake *f, uint32_t ip_index,
 
   snprintf(ip, sizeof(ip), "10.0.%u.%u", (ip_index >> 8) & 0xffu,
            ip_index & 0xffu);
-  return f->api->lb_add_ingress(out, ip, NULL);
+  return f->api->lb_add_ingress(out, ip, f->ingress_hostname);
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
@@ -372,6 +374,11 @@ static int fake_config_read(struct fake *f, struct ccm_call *call)
   if (f->api->cfg_string(cfg, "call_log", &s) == CCM_OK && s) {
     f->call_log = f->api->strdup(s);
     if (!f->call_log)
+      return CCM_ERR_INTERNAL;
+  }
+  if (f->api->cfg_string(cfg, "ingress_hostname", &s) == CCM_OK && s) {
+    f->ingress_hostname = f->api->strdup(s);
+    if (!f->ingress_hostname)
       return CCM_ERR_INTERNAL;
   }
   if (f->api->cfg_list_len(cfg, "instances", &n) == CCM_OK && n > 0) {
@@ -484,6 +491,7 @@ static void fake_destroy(void *instance)
     api->free(f->instances[i]);
   api->free(f->instances);
   api->free(f->call_log);
+  api->free(f->ingress_hostname);
   pthread_mutex_destroy(&f->lock);
   api->free(f);
 }
