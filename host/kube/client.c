@@ -581,6 +581,19 @@ int kube_request_ex(struct kube_client *c, const char *method,
   return st;
 }
 
+/* The server's base URL and path, joined in a new string (mem_free it). */
+static char *kc_url(const struct kube_client *c, const char *path)
+{
+  size_t ls = strlen(c->conn.server), lp = strlen(path);
+  char *url = mem_alloc(ls + lp + 1);
+
+  if (url != NULL) {
+    memcpy(url, c->conn.server, ls);
+    memcpy(url + ls, path, lp + 1);
+  }
+  return url;
+}
+
 static int kc_request(struct kube_client *c, const char *method,
                       const char *path, const char *content_type,
                       const char *body, size_t body_len,
@@ -597,21 +610,18 @@ static int kc_request(struct kube_client *c, const char *method,
   uint32_t timeout_ms;
   bool reauthed = false, ok;
   int64_t t0, wait_ms;
-  size_t ulen;
 
   memset(out, 0, sizeof *out);
   memset(&b, 0, sizeof b);
   tries = ro != NULL && ro->max_tries > 0 ? ro->max_tries : c->max_tries;
   timeout_ms = ro != NULL && ro->timeout_ms > 0 ? ro->timeout_ms
                                                 : c->timeout_ms;
-  ulen = strlen(c->conn.server) + strlen(path) + 1;
-  url = mem_alloc(ulen);
+  url = kc_url(c, path);
   h = curl_pool_take(&c->pool);
   if (url == NULL || h == NULL) {
     kc_msg(out->message, sizeof out->message, "out of memory");
     goto fail;
   }
-  snprintf(url, ulen, "%s%s", c->conn.server, path);
 
   for (attempt = 1;; attempt++) {
     limiter_wait(&c->limiter);
@@ -696,18 +706,15 @@ int kube_watch(struct kube_client *c, const char *path, kube_line_fn *fn,
   CURLcode cc;
   int st = KUBE_ERROR, pass;
   bool ok;
-  size_t ulen;
 
   memset(out, 0, sizeof *out);
   memset(&b, 0, sizeof b);
-  ulen = strlen(c->conn.server) + strlen(path) + 1;
-  url = mem_alloc(ulen);
+  url = kc_url(c, path);
   h = curl_pool_take(&c->pool);
   if (url == NULL || h == NULL) {
     kc_msg(out->message, sizeof out->message, "out of memory");
     goto fail;
   }
-  snprintf(url, ulen, "%s%s", c->conn.server, path);
   for (pass = 0; pass < 2; pass++) {
     kc_token_refresh(c, pass > 0);
     memset(&b, 0, sizeof b);

@@ -240,27 +240,30 @@ static void ev_now(struct ev_item *it)
   it->ts_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Keys; fields are joined with a byte that cannot appear in them. */
+/* Keys; fields are joined with a byte that cannot appear in them. The
+ * sender builds two per Event, so without a format string. */
 static char *ev_key(const struct kube_events *e, const struct ev_item *it,
                     bool with_event)
 {
-  size_t n;
-  char *k;
+  const char *f[] = {e->component, e->host, it->api_version, it->kind,
+                     it->ns, it->name, it->uid, it->type, it->reason,
+                     it->message};
+  size_t nf = with_event ? 10 : 7, n = 0, i, k;
+  char *key, *p;
 
-  n = strlen(e->component) + strlen(e->host) + strlen(it->api_version) +
-      strlen(it->kind) + strlen(it->ns) + strlen(it->name) + strlen(it->uid) +
-      strlen(it->type) + strlen(it->reason) + strlen(it->message) + 16;
-  k = mem_alloc(n);
-  if (k == NULL)
+  for (i = 0; i < nf; i++)
+    n += strlen(f[i]) + 1;
+  key = mem_alloc(n);
+  if (key == NULL)
     return NULL;
-  if (with_event)
-    snprintf(k, n, "%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s",
-             e->component, e->host, it->api_version, it->kind, it->ns,
-             it->name, it->uid, it->type, it->reason, it->message);
-  else
-    snprintf(k, n, "%s\x01%s\x01%s\x01%s\x01%s\x01%s\x01%s", e->component,
-             e->host, it->api_version, it->kind, it->ns, it->name, it->uid);
-  return k;
+  for (i = 0, p = key; i < nf; i++) {
+    k = strlen(f[i]);
+    memcpy(p, f[i], k);
+    p += k;
+    *p++ = '\x01';
+  }
+  p[-1] = '\0';
+  return key;
 }
 
 /* ---- API calls (no lock held) ---------------------------------------------- */

@@ -11,16 +11,39 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+/* Append the NUL-terminated parts to buf; -1 when they do not fit. Paths
+ * are built for every request, so without a format string. */
+static int wr_join(char *buf, size_t len, const char *const *parts, size_t n)
+{
+  size_t at = 0, i, k;
+
+  for (i = 0; i < n; i++) {
+    k = strlen(parts[i]);
+    if (k >= len - at)
+      return -1;
+    memcpy(buf + at, parts[i], k);
+    at += k;
+  }
+  if (at >= len)
+    return -1;
+  buf[at] = '\0';
+  return 0;
+}
+
 int kube_path(char *buf, size_t len, const char *prefix, const char *resource,
               const char *ns, const char *name, const char *sub)
 {
-  int n;
+  const char *parts[] = {prefix,
+                         ns != NULL ? "/namespaces/" : "",
+                         ns != NULL ? ns : "",
+                         "/",
+                         resource,
+                         name != NULL ? "/" : "",
+                         name != NULL ? name : "",
+                         sub != NULL ? "/" : "",
+                         sub != NULL ? sub : ""};
 
-  n = snprintf(buf, len, "%s%s%s/%s%s%s%s%s", prefix,
-               ns != NULL ? "/namespaces/" : "", ns != NULL ? ns : "",
-               resource, name != NULL ? "/" : "", name != NULL ? name : "",
-               sub != NULL ? "/" : "", sub != NULL ? sub : "");
-  return n < 0 || (size_t)n >= len ? -1 : 0;
+  return wr_join(buf, len, parts, sizeof(parts) / sizeof(parts[0]));
 }
 
 static void wr_msg(char *msg, size_t msglen, const char *text)
@@ -82,9 +105,9 @@ static int wr_do(struct kube_client *c, const char *method, const char *path,
 static int wr_status_path(char *buf, size_t len, const char *path,
                           char *msg, size_t msglen)
 {
-  int n = snprintf(buf, len, "%s/status", path);
+  const char *parts[] = {path, "/status"};
 
-  if (n >= 0 && (size_t)n < len)
+  if (wr_join(buf, len, parts, 2) == 0)
     return 0;
   wr_msg(msg, msglen, "path too long");
   return -1;

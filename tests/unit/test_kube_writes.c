@@ -35,6 +35,12 @@ static void test_paths(void **state)
   assert_string_equal(p, "/api/v1/nodes/n1/status");
   assert_int_equal(kube_path(p, 10, "/api/v1", "nodes", NULL, "n1", NULL),
                    -1);
+  /* "/api/v1/nodes/n1" is 16 bytes: it needs 17 with the NUL. */
+  assert_int_equal(kube_path(p, 17, "/api/v1", "nodes", NULL, "n1", NULL), 0);
+  assert_string_equal(p, "/api/v1/nodes/n1");
+  assert_int_equal(kube_path(p, 16, "/api/v1", "nodes", NULL, "n1", NULL),
+                   -1);
+  assert_int_equal(kube_path(p, 0, "/api/v1", "nodes", NULL, NULL, NULL), -1);
 }
 
 /* Escapes as RFC 8259 asks, and moves from the stack to the heap intact. */
