@@ -208,6 +208,16 @@ static cJSON *create_ready(struct e2e *e, const char *name, int port)
   return obj;
 }
 
+/* create_ready, keeping only the recorded load-balancer name. */
+static void create_ready_named(struct e2e *e, const char *svc, char *name,
+                               size_t cap)
+{
+  cJSON *obj = create_ready(e, svc, 80);
+
+  snprintf(name, cap, "%s", ann_name(obj));
+  cJSON_Delete(obj);
+}
+
 /* ---- tests ---- */
 
 static void test_create(void **state)
@@ -268,11 +278,9 @@ static void test_update_ports(void **state)
 static void test_type_change(void **state)
 {
   struct e2e *e = *state;
-  cJSON *obj = create_ready(e, "tc", 80);
   char path[256], name[64];
 
-  snprintf(name, sizeof(name), "%s", ann_name(obj));
-  cJSON_Delete(obj);
+  create_ready_named(e, "tc", name, sizeof(name));
   wait_lab(e, name, 0, true);
   svc_path(path, sizeof(path), "tc");
   /* As kubectl would: the LB-only fields go with the type. */
@@ -292,11 +300,9 @@ static void test_type_change(void **state)
 static void test_delete(void **state)
 {
   struct e2e *e = *state;
-  cJSON *obj = create_ready(e, "gone", 80);
   char path[256], name[64];
 
-  snprintf(name, sizeof(name), "%s", ann_name(obj));
-  cJSON_Delete(obj);
+  create_ready_named(e, "gone", name, sizeof(name));
   wait_lab(e, name, 0, true);
   svc_path(path, sizeof(path), "gone");
   assert_int_equal(e2e_delete(e, path), 0);
@@ -319,11 +325,9 @@ static bool pred_only_foreign_fin(const cJSON *obj, void *ud)
 static void test_foreign_finalizer_kept(void **state)
 {
   struct e2e *e = *state;
-  cJSON *obj = create_ready(e, "fin", 80);
   char path[256], name[64];
 
-  snprintf(name, sizeof(name), "%s", ann_name(obj));
-  cJSON_Delete(obj);
+  create_ready_named(e, "fin", name, sizeof(name));
   svc_path(path, sizeof(path), "fin");
   assert_int_equal(e2e_patch_merge(e, path, "{\"metadata\":{\"finalizers\":"
                                    "[\"" CCM_SVC_FINALIZER "\",\"" KEEP_FIN
