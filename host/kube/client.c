@@ -59,6 +59,7 @@ struct kc_buf {
   bool too_large;
   long status;       /* from the last status line (watch needs it early) */
   long retry_after;  /* seconds, -1 when absent */
+  bool discard_ok;   /* drop a 2xx body: the caller does not read it */
   /* watch */
   kube_line_fn *fn;
   void *ud;
@@ -303,6 +304,8 @@ static size_t kc_on_body(char *p, size_t size, size_t nmemb, void *ud)
   struct kc_buf *b = ud;
   size_t n = size * nmemb;
 
+  if (b->discard_ok && b->status >= 200 && b->status < 300)
+    return n;
   if (kc_buf_add(b, p, n) != 0)
     return 0;
   return n;
@@ -628,6 +631,7 @@ static int kc_request(struct kube_client *c, const char *method,
     kc_token_refresh(c, false);
     memset(&b, 0, sizeof b);
     b.retry_after = -1;
+    b.discard_ok = ro != NULL && ro->discard_ok_body;
     errbuf[0] = '\0';
     hl = kc_setup(c, h, method, url, content_type, body, body_len,
                   timeout_ms, &ok);

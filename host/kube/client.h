@@ -96,6 +96,7 @@ int kube_request(struct kube_client *c, const char *method,
 struct kube_request_opts {
   uint32_t timeout_ms;
   int max_tries;
+  bool discard_ok_body; /* a 2xx reply's body is not kept (out->body "") */
 };
 int kube_request_ex(struct kube_client *c, const char *method,
                     const char *path, const char *content_type,

@@ -58,13 +58,15 @@ static int wr_send(struct kube_client *c, const char *method,
                    const char *path, const char *ctype, const char *text,
                    size_t len, cJSON **out, char *msg, size_t msglen)
 {
+  /* A reply nobody reads is not kept (only an error's Status is). */
+  struct kube_request_opts ro = {.discard_ok_body = out == NULL};
   struct kube_response resp;
   int st;
 
   if (out != NULL)
     *out = NULL;
-  st = kube_request(c, method, path, text != NULL ? ctype : NULL, text,
-                    text != NULL ? len : 0, &resp);
+  st = kube_request_ex(c, method, path, text != NULL ? ctype : NULL, text,
+                       text != NULL ? len : 0, &ro, &resp);
   if (st == KUBE_OK && out != NULL) {
     *out = cJSON_ParseWithLength(resp.body, resp.len);
     if (*out == NULL) {

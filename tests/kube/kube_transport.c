@@ -99,6 +99,24 @@ static void test_get_and_mapping(void **state)
   assert_non_null(strstr(r.message, "not found"));
   kube_response_free(&r);
 
+  /* discard_ok_body drops a 2xx body, and keeps an error's Status. */
+  {
+    const struct kube_request_opts ro = {.discard_ok_body = true};
+
+    assert_int_equal(kube_request_ex(kc, "GET", "/api/v1/namespaces/default",
+                                     NULL, NULL, 0, &ro, &r), KUBE_OK);
+    assert_int_equal(r.http_status, 200);
+    assert_int_equal(r.len, 0);
+    assert_string_equal(r.body, "");
+    kube_response_free(&r);
+    assert_int_equal(kube_request_ex(kc, "GET",
+                                     "/api/v1/namespaces/default/services/"
+                                     "none", NULL, NULL, 0, &ro, &r),
+                     KUBE_NOT_FOUND);
+    assert_non_null(strstr(r.message, "not found"));
+    kube_response_free(&r);
+  }
+
   cm = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
                    "\"metadata\":{\"name\":\"m1\"},\"data\":{\"a\":\"1\"}}");
   assert_int_equal(kube_create(kc, "/api/v1/namespaces/default/configmaps",
