@@ -15,6 +15,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "util/hash.h"
 #include "util/mem.h"
 
 /* Encodings start in a stack buffer: one Service with its options is a few
@@ -297,18 +298,12 @@ static void fp_service(struct fp_buf *b, const struct ccm_service *svc)
 /* Hash what b holds into out (out "" and -1 on out of memory). */
 static int fp_finish(struct fp_buf *b, char out[CCM_SVC_FPRINT_HEX])
 {
-  static const char digits[] = "0123456789abcdef";
   XXH128_canonical_t sum;
-  size_t i;
 
   out[0] = '\0';
   if (!b->oom) {
     XXH128_canonicalFromHash(&sum, XXH3_128bits(b->p, b->len));
-    for (i = 0; i < sizeof(sum.digest); i++) {
-      out[2 * i] = digits[sum.digest[i] >> 4];
-      out[2 * i + 1] = digits[sum.digest[i] & 0x0f];
-    }
-    out[2 * i] = '\0';
+    hash_hex(sum.digest, sizeof(sum.digest), out);
   }
   if (b->heap)
     mem_free(b->p);

@@ -10,13 +10,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
-static void hash_hex(const unsigned char *md, unsigned int len,
-                     char out[CCM_HASH_HEX])
+void hash_hex(const unsigned char *md, size_t len, char *out)
 {
   static const char digits[] = "0123456789abcdef";
-  unsigned int i;
+  size_t i;
 
-  for (i = 0; i < len && 2 * i + 1 < CCM_HASH_HEX; i++) {
+  for (i = 0; i < len; i++) {
     out[2 * i] = digits[md[i] >> 4];
     out[2 * i + 1] = digits[md[i] & 0x0f];
   }
