@@ -587,14 +587,9 @@ int kube_request_ex(struct kube_client *c, const char *method,
 /* The server's base URL and path, joined in a new string (mem_free it). */
 static char *kc_url(const struct kube_client *c, const char *path)
 {
-  size_t ls = strlen(c->conn.server), lp = strlen(path);
-  char *url = mem_alloc(ls + lp + 1);
+  const char *parts[] = {c->conn.server, path};
 
-  if (url != NULL) {
-    memcpy(url, c->conn.server, ls);
-    memcpy(url + ls, path, lp + 1);
-  }
-  return url;
+  return mem_join(parts, 2, '\0');
 }
 
 static int kc_request(struct kube_client *c, const char *method,

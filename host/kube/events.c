@@ -248,22 +248,8 @@ static char *ev_key(const struct kube_events *e, const struct ev_item *it,
   const char *f[] = {e->component, e->host, it->api_version, it->kind,
                      it->ns, it->name, it->uid, it->type, it->reason,
                      it->message};
-  size_t nf = with_event ? 10 : 7, n = 0, i, k;
-  char *key, *p;
 
-  for (i = 0; i < nf; i++)
-    n += strlen(f[i]) + 1;
-  key = mem_alloc(n);
-  if (key == NULL)
-    return NULL;
-  for (i = 0, p = key; i < nf; i++) {
-    k = strlen(f[i]);
-    memcpy(p, f[i], k);
-    p += k;
-    *p++ = '\x01';
-  }
-  p[-1] = '\0';
-  return key;
+  return mem_join(f, with_event ? 10 : 7, '\x01');
 }
 
 /* ---- API calls (no lock held) ---------------------------------------------- */

@@ -78,6 +78,27 @@ char *mem_strndup(const char *s, size_t n)
   return copy;
 }
 
+char *mem_join(const char *const *parts, size_t n, char sep)
+{
+  size_t len = 0, i, k;
+  char *out, *p;
+
+  for (i = 0; i < n; i++)
+    len += strlen(parts[i]) + (sep != '\0' && i > 0);
+  out = mem_alloc(len + 1);
+  if (out == NULL)
+    return NULL;
+  for (i = 0, p = out; i < n; i++) {
+    if (sep != '\0' && i > 0)
+      *p++ = sep;
+    k = strlen(parts[i]);
+    memcpy(p, parts[i], k);
+    p += k;
+  }
+  *p = '\0';
+  return out;
+}
+
 char *mem_strdup(const char *s)
 {
   if (s == NULL)
