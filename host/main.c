@@ -20,6 +20,7 @@
 #include "ccm_provider.h"
 #include "config/config.h"
 #include "controllers/manager.h"
+#include "kube/client.h"
 #include "kube/runtime.h"
 #include "modules/http.h"
 #include "modules/inspect.h"
@@ -301,6 +302,7 @@ static void main_metrics_http(FILE *out, void *ud)
 {
   (void)ud;
   http_metrics_write(out);
+  kube_client_metrics_write(out);
 }
 
 static void main_apply_log_level(const struct main_overrides *ov,

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Errors the controllers can act on. */
 enum kube_status {
@@ -109,6 +110,19 @@ int kube_request_ex(struct kube_client *c, const char *method,
  * since it started: callers take differences to tell their own CPU from
  * their requests'. */
 uint64_t kube_thread_request_cpu_ns(void);
+
+/* CPU of every thread, in ns since the process started, spent exchanging
+ * bytes with the API server: inside kube_request and kube_request_ex, and
+ * inside kube_watch outside its line callbacks (curl and the kernel
+ * reading the stream). What a process spends beyond these and its
+ * provider calls is its own work. */
+struct kube_io_cpu {
+  uint64_t requests_ns;
+  uint64_t watch_reads_ns;
+};
+struct kube_io_cpu kube_io_cpu(void);
+/* kube_io_cpu as ccm_kube_client_cpu_seconds_total{part}, for /metrics. */
+void kube_client_metrics_write(FILE *out);
 
 /* A watch stream: one callback per complete JSON line (NUL-terminated).
  * Returns when the server closes, *stop becomes true, the callback returns

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "double.h"
@@ -401,6 +402,7 @@ static void test_https(void **state)
 /* ---- watch ---- */
 struct watch_state {
   atomic_bool stop;
+  const char *want; /* the ConfigMap whose ADDED ends the watch */
   int lines;
   bool saw_added;
   int st;
@@ -410,10 +412,12 @@ struct watch_state {
 static int on_line(const char *line, size_t len, void *ud)
 {
   struct watch_state *w = ud;
+  char quoted[64];
 
   (void)len;
   w->lines++;
-  if (strstr(line, "\"ADDED\"") != NULL && strstr(line, "\"w1\"") != NULL)
+  snprintf(quoted, sizeof quoted, "\"%s\"", w->want);
+  if (strstr(line, "\"ADDED\"") != NULL && strstr(line, quoted) != NULL)
     w->saw_added = true;
   return w->saw_added ? 1 : 0;
 }
@@ -428,43 +432,132 @@ static void *watch_thread(void *arg)
   return NULL;
 }
 
+/* Watch ConfigMaps on a new thread running fn, create name, and return
+ * once the watch has seen it added and ended. */
+static void watch_until_added(struct watch_state *w, void *(*fn)(void *),
+                              const char *name)
+{
+  char body[160], msg[256];
+  pthread_t th;
+  cJSON *cm;
+  int i;
+
+  memset(w, 0, sizeof *w);
+  atomic_init(&w->stop, false);
+  w->want = name;
+  assert_int_equal(pthread_create(&th, NULL, fn, w), 0);
+  usleep(300000);
+  snprintf(body, sizeof body,
+           "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+           "\"metadata\":{\"name\":\"%s\"}}", name);
+  cm = cJSON_Parse(body);
+  assert_int_equal(kube_create(kc, "/api/v1/namespaces/default/configmaps",
+                               cm, NULL, msg, sizeof msg), KUBE_OK);
+  cJSON_Delete(cm);
+  /* The callback ends the watch when it sees name; the stop flag is the
+   * backstop so the test cannot hang. */
+  for (i = 0; i < 200 && !w->saw_added; i++)
+    usleep(50000);
+  atomic_store(&w->stop, true);
+  pthread_join(th, NULL);
+  assert_true(w->saw_added);
+}
+
 static void test_watch(void **state)
 {
   struct watch_state w;
   pthread_t th;
-  cJSON *cm;
-  char msg[256];
-  int i;
 
   (void)state;
-  memset(&w, 0, sizeof w);
-  atomic_init(&w.stop, false);
-  assert_int_equal(pthread_create(&th, NULL, watch_thread, &w), 0);
-  usleep(300000);
-  cm = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-                   "\"metadata\":{\"name\":\"w1\"}}");
-  assert_int_equal(kube_create(kc, "/api/v1/namespaces/default/configmaps",
-                               cm, NULL, msg, sizeof msg), KUBE_OK);
-  cJSON_Delete(cm);
-  /* The callback ends the watch when it sees w1; the stop flag is the
-   * backstop so the test cannot hang. */
-  for (i = 0; i < 200 && !w.saw_added; i++)
-    usleep(50000);
-  atomic_store(&w.stop, true);
-  pthread_join(th, NULL);
-  assert_true(w.saw_added);
+  watch_until_added(&w, watch_thread, "w1");
   assert_int_equal(w.st, KUBE_OK);
   kube_response_free(&w.r);
 
   /* Stop flag on an idle watch. */
   memset(&w, 0, sizeof w);
   atomic_init(&w.stop, false);
+  w.want = "never-created";
   assert_int_equal(pthread_create(&th, NULL, watch_thread, &w), 0);
   usleep(500000);
   atomic_store(&w.stop, true);
   pthread_join(th, NULL);
   assert_int_equal(w.st, KUBE_OK);
   kube_response_free(&w.r);
+}
+
+/* ---- CPU accounting ---- */
+static int64_t now_cpu_ns(void)
+{
+  struct timespec t;
+
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+#define BURN_NS 30000000 /* 30 ms of the watch thread's CPU per line */
+
+static int on_line_burning(const char *line, size_t len, void *ud)
+{
+  int64_t until = now_cpu_ns() + BURN_NS;
+
+  while (now_cpu_ns() < until)
+    ;
+  return on_line(line, len, ud);
+}
+
+static void *burning_watch_thread(void *arg)
+{
+  struct watch_state *w = arg;
+
+  w->st = kube_watch(kc,
+                     "/api/v1/namespaces/default/configmaps?watch=1"
+                     "&timeoutSeconds=60", on_line_burning, w, &w->stop,
+                     &w->r);
+  return NULL;
+}
+
+/* Requests and watch reads count into kube_io_cpu; a watch callback's own
+ * work does not. */
+static void test_io_cpu_accounted(void **state)
+{
+  struct kube_io_cpu io0 = kube_io_cpu(), io1;
+  uint64_t mine0 = kube_thread_request_cpu_ns();
+  struct kube_response r;
+  struct watch_state w;
+  char *text = NULL;
+  size_t text_len = 0;
+  FILE *f;
+  int i;
+
+  (void)state;
+  for (i = 0; i < 20; i++) {
+    assert_int_equal(kube_request(kc, "GET", "/api/v1/namespaces/default",
+                                  NULL, NULL, 0, &r), KUBE_OK);
+    kube_response_free(&r);
+  }
+  io1 = kube_io_cpu();
+  assert_true(kube_thread_request_cpu_ns() > mine0);
+  assert_true(io1.requests_ns - io0.requests_ns >=
+              kube_thread_request_cpu_ns() - mine0);
+
+  watch_until_added(&w, burning_watch_thread, "w2");
+  kube_response_free(&w.r);
+  io0 = io1;
+  io1 = kube_io_cpu();
+  assert_true(io1.watch_reads_ns > io0.watch_reads_ns);
+  /* At least one line burned BURN_NS inside the callback. */
+  assert_true(io1.watch_reads_ns - io0.watch_reads_ns <
+              (uint64_t)BURN_NS * (uint64_t)w.lines);
+
+  f = open_memstream(&text, &text_len);
+  assert_non_null(f);
+  kube_client_metrics_write(f);
+  fclose(f);
+  assert_non_null(strstr(text, "ccm_kube_client_cpu_seconds_total{part="
+                               "\"requests\"} "));
+  assert_non_null(strstr(text, "ccm_kube_client_cpu_seconds_total{part="
+                               "\"watch_reads\"} "));
+  free(text);
 }
 
 int main(void)
@@ -477,6 +570,7 @@ int main(void)
       cmocka_unit_test(test_401_rereads_token),
       cmocka_unit_test(test_https),
       cmocka_unit_test(test_watch),
+      cmocka_unit_test(test_io_cpu_accounted),
   };
 
   if (!kdouble_available()) {
