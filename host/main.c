@@ -29,6 +29,7 @@
 #include "policy/policy.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "util/json_arena.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -619,6 +620,8 @@ int main(int argc, char **argv)
   bool help = false, version = false;
   int c;
 
+  /* cJSON's allocation hooks, before any thread can be inside cJSON. */
+  json_arena_setup();
   /* --check-policy has options of its own (--provider, --service). */
   if (argc >= 2 && strcmp(argv[1], "--check-policy") == 0) {
     log_set_level(CCM_LOG_WARN);

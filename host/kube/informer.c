@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/json_arena.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/thread.h"
@@ -54,6 +55,7 @@ struct informer {
   bool watch_gone;
   bool watch_failed;
   uint64_t watch_lines;
+  struct json_arena watch_arena; /* each event's tree, dropped after it */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -471,13 +473,13 @@ static int watch_line(const char *line, size_t len, void *ud)
     log_msg(CCM_LOG_WARN, inf->prefix, "skipping a %zu-byte watch event", len);
     return 0;
   }
-  root = cJSON_ParseWithLength(line, len);
+  root = json_arena_parse(&inf->watch_arena, line, len);
   type = json_str(root, "type", NULL);
   object = cJSON_GetObjectItemCaseSensitive(root, "object");
   if (root == NULL || type == NULL || !cJSON_IsObject(object)) {
     STAT_ADD(inf, decode_errors, 1);
     log_msg(CCM_LOG_WARN, inf->prefix, "skipping a malformed watch event");
-    cJSON_Delete(root);
+    json_arena_reset(&inf->watch_arena);
     return 0;
   }
   if (strcmp(type, "ERROR") == 0) {
@@ -492,7 +494,7 @@ static int watch_line(const char *line, size_t len, void *ud)
       log_msg(CCM_LOG_WARN, inf->prefix, "watch error: %s",
               msg != NULL ? msg : "(no message)");
     }
-    cJSON_Delete(root);
+    json_arena_reset(&inf->watch_arena);
     return 1;
   }
   if (strcmp(type, "BOOKMARK") == 0) {
@@ -507,7 +509,7 @@ static int watch_line(const char *line, size_t len, void *ud)
     log_msg(CCM_LOG_WARN, inf->prefix, "ignoring a watch event of type %.32s",
             type);
   }
-  cJSON_Delete(root);
+  json_arena_reset(&inf->watch_arena);
   return 0;
 }
 
@@ -712,6 +714,7 @@ int informer_start(struct informer *inf)
   if (inf == NULL || inf->started)
     return -1;
   atomic_store(&inf->stop, false);
+  json_arena_setup();
   if (pthread_create(&inf->watch_thread, NULL, watch_main, inf) != 0)
     return -1;
   inf->started = true;
@@ -745,6 +748,7 @@ void informer_free(struct informer *inf)
     return;
   informer_stop(inf);
   store_free(inf->store);
+  json_arena_free(&inf->watch_arena);
   pthread_mutex_destroy(&inf->deliver);
   pthread_mutex_destroy(&inf->wait_lock);
   pthread_mutex_destroy(&inf->stats_lock);
