@@ -134,6 +134,15 @@ int svc_kube_finalizer_remove(struct svc_ctrl *c, const struct obj_service *s,
 int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
                           const struct ccm_lb_status *st, char *msg,
                           size_t msglen);
+/* The writes that end a successful ensure: the status (patch_status) and
+ * the input fingerprint (inputs non-NULL), in one patch of the status
+ * subresource when both are due. A failure is the status write's (msg);
+ * a fingerprint that does not land is logged and only loses a restart's
+ * skip. *recorded: the fingerprint landed. Gone is OK. */
+int svc_kube_ensured(struct svc_ctrl *c, const struct obj_service *s,
+                     const struct ccm_lb_status *st, bool patch_status,
+                     const char *inputs, bool *recorded, char *msg,
+                     size_t msglen);
 
 /* ---- ensure tails (service_tail.c) ---- */
 /* The writer thread; stop drains what is queued. */

@@ -262,13 +262,40 @@ int svc_kube_record_inputs(struct svc_ctrl *c, const struct obj_service *s,
   return st == KUBE_NOT_FOUND ? KUBE_OK : st;
 }
 
-int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
-                          const struct ccm_lb_status *st, char *msg,
-                          size_t msglen)
+/* status.loadBalancer.ingress as JSON: null when st is NULL or empty. */
+static void svc_ingress_json(struct jsonw *w, const struct ccm_lb_status *st)
+{
+  size_t i;
+
+  if (st == NULL || st->n == 0)
+    jsonw_raw(w, "null");
+  for (i = 0; st != NULL && i < st->n; i++) {
+    const char *sep = "";
+
+    jsonw_raw(w, i == 0 ? "[{" : ",{");
+    if (st->items[i].ip != NULL) {
+      jsonw_pair(w, "\"ip\":", st->items[i].ip);
+      sep = ",";
+    }
+    if (st->items[i].hostname != NULL) {
+      jsonw_raw(w, sep);
+      jsonw_pair(w, "\"hostname\":", st->items[i].hostname);
+    }
+    jsonw_raw(w, i + 1 == st->n ? "}]" : "}");
+  }
+}
+
+/* One merge patch of the status subresource. inputs non-NULL: it also
+ * sets the input fingerprint, guarded by metadata.uid (the status
+ * subresource of a Service takes metadata too; upstream adds and removes
+ * its finalizer there). */
+static int svc_kube_status_write(struct svc_ctrl *c,
+                                 const struct obj_service *s,
+                                 const struct ccm_lb_status *st,
+                                 const char *inputs, char *msg, size_t msglen)
 {
   char path[1024], buf[512];
   struct jsonw w;
-  size_t i;
   int rc;
 
   if (svc_path(s, path, sizeof(path)) != 0) {
@@ -276,23 +303,15 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
     return KUBE_ERROR;
   }
   jsonw_init(&w, buf, sizeof(buf));
-  jsonw_raw(&w, "{\"status\":{\"loadBalancer\":{\"ingress\":");
-  if (st == NULL || st->n == 0)
-    jsonw_raw(&w, "null");
-  for (i = 0; st != NULL && i < st->n; i++) {
-    const char *sep = "";
-
-    jsonw_raw(&w, i == 0 ? "[{" : ",{");
-    if (st->items[i].ip != NULL) {
-      jsonw_pair(&w, "\"ip\":", st->items[i].ip);
-      sep = ",";
-    }
-    if (st->items[i].hostname != NULL) {
-      jsonw_raw(&w, sep);
-      jsonw_pair(&w, "\"hostname\":", st->items[i].hostname);
-    }
-    jsonw_raw(&w, i + 1 == st->n ? "}]" : "}");
+  jsonw_raw(&w, "{");
+  if (inputs != NULL) {
+    jsonw_pair(&w, "\"metadata\":{\"uid\":", s->meta.uid);
+    jsonw_pair(&w, ",\"annotations\":{\"" CCM_SVC_INPUTS_ANNOTATION "\":",
+               inputs);
+    jsonw_raw(&w, "}},");
   }
+  jsonw_raw(&w, "\"status\":{\"loadBalancer\":{\"ingress\":");
+  svc_ingress_json(&w, st);
   jsonw_raw(&w, "}}}");
   if (!jsonw_ok(&w)) {
     jsonw_free(&w);
@@ -302,6 +321,59 @@ int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
   rc = kube_patch_status_text(runtime_client(c->env.rt), path, w.p, w.len,
                               msg, msglen);
   jsonw_free(&w);
+  return rc;
+}
+
+int svc_kube_patch_status(struct svc_ctrl *c, const struct obj_service *s,
+                          const struct ccm_lb_status *st, char *msg,
+                          size_t msglen)
+{
+  int rc = svc_kube_status_write(c, s, st, NULL, msg, msglen);
+
   /* The Service vanished after its finalizer went. */
   return rc == KUBE_NOT_FOUND ? KUBE_OK : rc;
+}
+
+int svc_kube_ensured(struct svc_ctrl *c, const struct obj_service *s,
+                     const struct ccm_lb_status *st, bool patch_status,
+                     const char *inputs, bool *recorded, char *msg,
+                     size_t msglen)
+{
+  int rc;
+
+  *recorded = false;
+  msg[0] = '\0';
+  if (patch_status && inputs != NULL && s->meta.uid != NULL) {
+    rc = svc_kube_status_write(c, s, st, inputs, msg, msglen);
+    if (rc == KUBE_OK)
+      *recorded = true;
+    if (rc == KUBE_OK || rc == KUBE_NOT_FOUND)
+      return KUBE_OK;
+    if (rc != KUBE_CONFLICT && rc != KUBE_INVALID)
+      return rc;
+    /* Another UID, or a server that refuses metadata there: the two
+     * writes below tell which, as before. */
+    atomic_fetch_add(&c->m.write_fallbacks, 1);
+    msg[0] = '\0';
+  }
+  if (patch_status) {
+    rc = svc_kube_patch_status(c, s, st, msg, msglen);
+    if (rc != KUBE_OK)
+      return rc;
+  }
+  if (inputs != NULL) {
+    rc = svc_kube_record_inputs(c, s, inputs, msg, msglen);
+    if (rc != KUBE_OK) {
+      /* The load balancer and its status are fine; only a restart's
+       * skip is lost. */
+      log_msg(CCM_LOG_WARN, "service", "%s/%s: cannot record the input "
+              "fingerprint: %s", s->meta.ns ? s->meta.ns : "",
+              s->meta.name ? s->meta.name : "",
+              msg[0] ? msg : kube_status_name(rc));
+      msg[0] = '\0';
+      return KUBE_OK;
+    }
+    *recorded = true;
+  }
+  return KUBE_OK;
 }

@@ -427,26 +427,17 @@ static void svc_ensure(struct svc_ctrl *c, const char *key,
     r->out = SVC_OUT_DONE;
     goto out;
   }
-  if (patch_status) {
+  if (patch_status || record) {
+    bool landed;
+
     if (!svc_leader(c, r))
       goto out;
-    msg[0] = '\0';
-    rc = svc_kube_patch_status(c, s, &st, msg, sizeof(msg));
+    rc = svc_kube_ensured(c, s, &st, patch_status, record ? fp : NULL,
+                          &landed, msg, sizeof(msg));
     if (rc != KUBE_OK) {
       svc_fail(r, "failed to update load balancer status",
                msg[0] ? msg : kube_status_name(rc));
       goto out;
-    }
-  }
-  if (record) {
-    if (!svc_leader(c, r))
-      goto out;
-    msg[0] = '\0';
-    rc = svc_kube_record_inputs(c, s, fp, msg, sizeof(msg));
-    if (rc != KUBE_OK) {
-      /* The load balancer is fine; only a restart's skip is lost. */
-      log_msg(CCM_LOG_WARN, "service", "%s: cannot record the input "
-              "fingerprint: %s", key, msg[0] ? msg : kube_status_name(rc));
     }
   }
   r->out = SVC_OUT_DONE;

@@ -1,9 +1,9 @@
 /*
  * service_tail.c: the writes that end a successful ensure (the status
- * patch, then the input-fingerprint record) on a writer thread, so that a
- * worker takes its next Service while they go out. One tail per key at
- * most: a new sync of that key first finishes it (svc_tail_flush), so the
- * writes of one Service stay in order. It never calls a provider.
+ * and the input-fingerprint record: svc_kube_ensured) on a writer thread,
+ * so that a worker takes its next Service while they go out. One tail per
+ * key at most: a new sync of that key first finishes it (svc_tail_flush),
+ * so the writes of one Service stay in order. It never calls a provider.
  */
 #include <string.h>
 
@@ -36,35 +36,18 @@ static void tail_free(struct svc_tail *t)
   mem_free(t);
 }
 
-/* The writes, in order; false (and msg) on the first that fails. Sets
+/* The writes; false (and msg) when the status write failed. Sets
  * t->recorded when the fingerprint landed. */
 static bool tail_write(struct svc_ctrl *c, struct svc_tail *t, char *msg,
                        size_t msglen)
 {
-  const struct obj_service *s = obj_as_service(t->obj);
-  int rc;
+  int rc = svc_kube_ensured(c, obj_as_service(t->obj), &t->st,
+                            t->patch_status, t->record ? t->fp : NULL,
+                            &t->recorded, msg, msglen);
 
-  msg[0] = '\0';
-  if (t->patch_status) {
-    rc = svc_kube_patch_status(c, s, &t->st, msg, msglen);
-    if (rc != KUBE_OK) {
-      if (msg[0] == '\0')
-        snprintf(msg, msglen, "%s", kube_status_name(rc));
-      return false;
-    }
-  }
-  if (t->record) {
-    rc = svc_kube_record_inputs(c, s, t->fp, msg, msglen);
-    if (rc != KUBE_OK) {
-      /* The load balancer and its status are fine; only a restart's
-       * skip is lost. */
-      log_msg(CCM_LOG_WARN, "service", "%s: cannot record the input "
-              "fingerprint: %s", t->key, msg[0] ? msg : kube_status_name(rc));
-      return true;
-    }
-    t->recorded = true;
-  }
-  return true;
+  if (rc != KUBE_OK && msg[0] == '\0')
+    snprintf(msg, msglen, "%s", kube_status_name(rc));
+  return rc == KUBE_OK;
 }
 
 /* On the writer thread: a failed status write is retried as a failed

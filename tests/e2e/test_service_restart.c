@@ -3,7 +3,8 @@
  * fingerprint (ccmhost.io/load-balancer-inputs): a restart with nothing
  * changed makes no mutating provider call, a changed Service (or one whose
  * record was removed by hand) is ensured again, and node sync still works
- * after a skipped ensure. Counts the fake's call log; asserts no timing.
+ * after a skipped ensure; a new Service costs two API writes. Counts the
+ * fake's call log and the API double's request log; asserts no timing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,6 +120,37 @@ static void converge(struct e2e *e, char names[N_SVC][64],
     snprintf(fps[i], CCM_SVC_FPRINT_HEX, "%s", ann(obj, CCM_SVC_INPUTS_ANNOTATION));
     assert_int_equal(strlen(fps[i]), CCM_SVC_FPRINT_HEX - 1);
     cJSON_Delete(obj);
+  }
+}
+
+/* PATCH requests the API double logged for Service name: of its status
+ * subresource, and of the object itself. */
+static void patches_of(struct e2e *e, const char *name, long status,
+                       int *to_status, int *to_object)
+{
+  char path[256], status_path[300];
+
+  svc_path(path, sizeof(path), name);
+  snprintf(status_path, sizeof(status_path), "%s/status", path);
+  *to_status = kdouble_count_requests(e->client, "PATCH", status_path,
+                                      status);
+  *to_object = kdouble_count_requests(e->client, "PATCH", path, status) -
+               *to_status;
+}
+
+/* A new Service costs two writes: the finalizer with the name record, then
+ * the status with the input fingerprint, in one patch of the status
+ * subresource. */
+static void assert_two_writes_each(struct e2e *e)
+{
+  char name[32];
+  int to_status, to_object, i;
+
+  for (i = 0; i < N_SVC; i++) {
+    snprintf(name, sizeof(name), "s%d", i);
+    patches_of(e, name, 0, &to_status, &to_object);
+    assert_int_equal(to_status, 1);
+    assert_int_equal(to_object, 1);
   }
 }
 
@@ -246,6 +278,7 @@ static void test_restart_unchanged(void **state)
   cJSON *obj;
 
   converge(e, names, fps);
+  assert_two_writes_each(e);
   before = mutating_calls(e);
   assert_true(before >= N_SVC);
   gets = e2e_call_count(e, "lb_get", NULL);
@@ -376,6 +409,36 @@ static void test_restart_reload_lab(void **state)
   free(after);
 }
 
+/* A server that refuses the combined write (409 here, as for a
+ * re-created Service) gets the status and the fingerprint as two writes,
+ * and the restart still skips. */
+static void test_combined_write_refused(void **state)
+{
+  struct e2e *e = *state;
+  char names[N_SVC][64], fps[N_SVC][CCM_SVC_FPRINT_HEX];
+  int to_status, to_object, before;
+  cJSON *r;
+
+  r = kdouble_control(e->client, "faults",
+                      "{\"status\":409,\"method\":\"PATCH\",\"count\":1,"
+                      "\"path\":\"/services/s0/status$\"}");
+  assert_non_null(r);
+  cJSON_Delete(r);
+  converge(e, names, fps);
+  patches_of(e, "s0", 409, &to_status, &to_object);
+  assert_int_equal(to_status, 1);
+  patches_of(e, "s0", 0, &to_status, &to_object);
+  assert_int_equal(to_status, 2); /* refused, then the status alone */
+  assert_int_equal(to_object, 2); /* the record, then the fingerprint */
+  assert_true(metric(e, "ccm_service_write_fallbacks_total") >= 1);
+
+  before = mutating_calls(e);
+  assert_int_equal(e2e_restart(e, false), 0);
+  wait_first_syncs(e);
+  wait_metric(e, "ccm_service_ensure_skipped_total", N_SVC);
+  assert_int_equal(mutating_calls(e), before);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -384,6 +447,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_restart_unchanged_no_writer,
                                     setup_fake_no_writer, teardown),
     cmocka_unit_test_setup_teardown(test_restart_changed, setup_fake,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_combined_write_refused, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_restart_reload_lab, setup_lab,
                                     teardown),
