@@ -25,8 +25,8 @@
 #define WARMUP 500
 #define REPLY_BODY 1800 /* a Service as the API server returns it */
 #define PATCH_BODY 300  /* a finalizer or status merge patch */
-#define REQUESTS_PER_RECONCILE 5
-#define EVENTS_PER_RECONCILE 3
+#define REQUESTS_PER_RECONCILE 4
+#define EVENTS_PER_RECONCILE 2
 
 static int64_t cpu_ns(void)
 {
