@@ -312,7 +312,6 @@ static size_t kc_on_body(char *p, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
-/* Watch bodies: deliver complete lines while the status is 2xx. */
 /* CPU of all threads inside requests and watch reads: see kube_io_cpu. */
 static atomic_uint_fast64_t kc_request_cpu_all_ns;
 static atomic_uint_fast64_t kc_watch_read_cpu_ns;
@@ -326,6 +325,7 @@ static void kc_watch_read_done(struct kc_buf *b)
   b->io_mark = now;
 }
 
+/* Deliver the complete lines buffered so far. */
 static size_t kc_watch_lines(struct kc_buf *b, char *p, size_t n)
 {
   size_t start = 0, i;
@@ -354,8 +354,9 @@ static size_t kc_watch_lines(struct kc_buf *b, char *p, size_t n)
   return n;
 }
 
-/* Time between two calls is curl and the kernel reading the stream; time
- * inside is the caller's handling of the lines. */
+/* Watch bodies: deliver complete lines while the status is 2xx. Time
+ * between two calls is curl and the kernel reading the stream; time inside
+ * is the caller's handling of the lines. */
 static size_t kc_on_watch(char *p, size_t size, size_t nmemb, void *ud)
 {
   struct kc_buf *b = ud;
