@@ -21,20 +21,14 @@
 
 #include <curl/curl.h>
 
+#include "util/thread.h"
+
 #define EXCHANGES 20000
 #define WARMUP 500
 #define REPLY_BODY 1800 /* a Service as the API server returns it */
 #define PATCH_BODY 300  /* a finalizer or status merge patch */
 #define REQUESTS_PER_RECONCILE 4
 #define EVENTS_PER_RECONCILE 2
-
-static int64_t cpu_ns(void)
-{
-  struct timespec t;
-
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
 
 static int64_t wall_ns(void)
 {
@@ -133,7 +127,8 @@ static int raw_exchanges(const struct sockaddr_in *addr, size_t reply_len,
 {
   char req[PATCH_BODY + 512], reply[8192];
   int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, i, n;
-  int64_t cpu_send = 0, cpu0 = 0, wall0 = 0;
+  uint64_t cpu_send = 0, cpu0 = 0;
+  int64_t wall0 = 0;
 
   if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof *addr))
     return -1;
@@ -146,17 +141,17 @@ static int raw_exchanges(const struct sockaddr_in *addr, size_t reply_len,
                PATCH_BODY, PATCH_BODY, "{}");
   for (i = 0; i < WARMUP + EXCHANGES; i++) {
     size_t got = 0;
-    int64_t c;
+    uint64_t c;
 
     if (i == WARMUP) {
-      cpu0 = cpu_ns();
+      cpu0 = thread_cpu_ns();
       wall0 = wall_ns();
       cpu_send = 0;
     }
-    c = cpu_ns();
+    c = thread_cpu_ns();
     if (write_all(fd, req, (size_t)n) != 0)
       return -1;
-    cpu_send += cpu_ns() - c;
+    cpu_send += thread_cpu_ns() - c;
     while (got < reply_len) {
       ssize_t r = read(fd, reply, sizeof reply);
 
@@ -165,7 +160,7 @@ static int raw_exchanges(const struct sockaddr_in *addr, size_t reply_len,
       got += (size_t)r;
     }
   }
-  all->cpu_us = (double)(cpu_ns() - cpu0) / 1e3 / EXCHANGES;
+  all->cpu_us = (double)(thread_cpu_ns() - cpu0) / 1e3 / EXCHANGES;
   all->wall_us = (double)(wall_ns() - wall0) / 1e3 / EXCHANGES;
   *send_us = (double)cpu_send / 1e3 / EXCHANGES;
   close(fd);
@@ -186,7 +181,8 @@ static int curl_exchanges(const struct sockaddr_in *addr,
 {
   char url[128], body[PATCH_BODY + 1];
   CURL *h = curl_easy_init();
-  int64_t cpu0 = 0, wall0 = 0;
+  uint64_t cpu0 = 0;
+  int64_t wall0 = 0;
   int i;
 
   if (h == NULL)
@@ -203,7 +199,7 @@ static int curl_exchanges(const struct sockaddr_in *addr,
     CURLcode cc;
 
     if (i == WARMUP) {
-      cpu0 = cpu_ns();
+      cpu0 = thread_cpu_ns();
       wall0 = wall_ns();
     }
     hl = curl_slist_append(hl, "Accept: application/json");
@@ -224,7 +220,7 @@ static int curl_exchanges(const struct sockaddr_in *addr,
       return -1;
     }
   }
-  all->cpu_us = (double)(cpu_ns() - cpu0) / 1e3 / EXCHANGES;
+  all->cpu_us = (double)(thread_cpu_ns() - cpu0) / 1e3 / EXCHANGES;
   all->wall_us = (double)(wall_ns() - wall0) / 1e3 / EXCHANGES;
   curl_easy_cleanup(h);
   return 0;

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "double.h"
@@ -22,6 +21,7 @@
 #include "kube/writes.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/thread.h"
 
 #define CANARY "CANARY-tok-5a1e-deadbeef-0042"
 
@@ -486,21 +486,13 @@ static void test_watch(void **state)
 }
 
 /* ---- CPU accounting ---- */
-static int64_t now_cpu_ns(void)
-{
-  struct timespec t;
-
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 #define BURN_NS 30000000 /* 30 ms of the watch thread's CPU per line */
 
 static int on_line_burning(const char *line, size_t len, void *ud)
 {
-  int64_t until = now_cpu_ns() + BURN_NS;
+  uint64_t until = thread_cpu_ns() + BURN_NS;
 
-  while (now_cpu_ns() < until)
+  while (thread_cpu_ns() < until)
     ;
   return on_line(line, len, ud);
 }
