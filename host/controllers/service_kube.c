@@ -46,10 +46,15 @@ void svc_event(struct svc_ctrl *c, const struct obj_service *s,
   kube_event_emit_text(c->env.events, &ref, type, reason, msg);
 }
 
-static int svc_path(const struct obj_service *s, char *buf, size_t cap)
+/* The Service's path in buf; KUBE_ERROR (and msg) when it does not fit. */
+static int svc_path(const struct obj_service *s, char *buf, size_t cap,
+                    char *msg, size_t msglen)
 {
-  return kube_path(buf, cap, "/api/v1", "services", s->meta.ns, s->meta.name,
-                   NULL);
+  if (kube_path(buf, cap, "/api/v1", "services", s->meta.ns, s->meta.name,
+                NULL) == 0)
+    return KUBE_OK;
+  snprintf(msg, msglen, "path too long");
+  return KUBE_ERROR;
 }
 
 struct svc_record {
@@ -215,10 +220,8 @@ static int svc_kube_write(struct svc_ctrl *c, const struct obj_service *s,
   struct jsonw w;
   int st;
 
-  if (svc_path(s, path, sizeof(path)) != 0) {
-    snprintf(msg, msglen, "path too long");
+  if (svc_path(s, path, sizeof(path), msg, msglen) != KUBE_OK)
     return KUBE_ERROR;
-  }
   jsonw_init(&w, buf, sizeof(buf));
   if (svc_record_patch(s, r, &w)) {
     st = kube_patch_merge_text(kc, path, w.p, w.len, msg, msglen);
@@ -298,10 +301,8 @@ static int svc_kube_status_write(struct svc_ctrl *c,
   struct jsonw w;
   int rc;
 
-  if (svc_path(s, path, sizeof(path)) != 0) {
-    snprintf(msg, msglen, "path too long");
+  if (svc_path(s, path, sizeof(path), msg, msglen) != KUBE_OK)
     return KUBE_ERROR;
-  }
   jsonw_init(&w, buf, sizeof(buf));
   jsonw_raw(&w, "{");
   if (inputs != NULL) {
